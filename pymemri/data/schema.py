@@ -6,12 +6,12 @@
 __all__ = ['CENTRAL_SCHEMA', 'ItemPropertySchema', 'Person', 'Account', 'CVUStoredDefinition', 'PluginRun', 'Message', 'File',
            'Photo', 'schema_items']
 
-# %% ../../nbs/data.schema.ipynb #8db11194
+# %% ../../nbs/data.schema.ipynb #879bb3dc
 from datetime import datetime
 
 from .itembase import BASE_PROPERTIES, VALUE_TYPES, Item
 
-# %% ../../nbs/data.schema.ipynb #b5ca7ed6
+# %% ../../nbs/data.schema.ipynb #88f6e326
 class ItemPropertySchema(Item):
     "Declares one property: its name, the item type that introduced it, and its value type."
     itemType: str
@@ -44,7 +44,7 @@ class Account(Item):
     externalId: str
     owner: list["Person"]
 
-# %% ../../nbs/data.schema.ipynb #6abfbbf0
+# %% ../../nbs/data.schema.ipynb #531763a8
 class CVUStoredDefinition(Item):
     "A view definition (CVU) a plugin ships for the app."
     name: str
@@ -66,7 +66,7 @@ class PluginRun(Item):
     account: list["Account"]
     view: list["CVUStoredDefinition"]
 
-# %% ../../nbs/data.schema.ipynb #c335484e
+# %% ../../nbs/data.schema.ipynb #645a759d
 class Message(Item):
     "A message from a messaging or mail service."
     subject: str
@@ -93,10 +93,10 @@ class Photo(Item):
     externalId: str
     file: list["File"]
 
-# %% ../../nbs/data.schema.ipynb #66f3b44a
+# %% ../../nbs/data.schema.ipynb #c8e632e2
 CENTRAL_SCHEMA = [Person, Account, CVUStoredDefinition, PluginRun, Message, File, Photo]
 
-# %% ../../nbs/data.schema.ipynb #7b07f041
+# %% ../../nbs/data.schema.ipynb #f98a4d5e
 def schema_items(*classes: type) -> list:
     "The `ItemPropertySchema` items declaring every property of `classes` (base fields excluded)."
     declared = {}

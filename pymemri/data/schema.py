@@ -6,12 +6,12 @@
 __all__ = ['CENTRAL_SCHEMA', 'ItemPropertySchema', 'Person', 'Account', 'CVUStoredDefinition', 'PluginRun', 'Message', 'File',
            'Photo', 'schema_items']
 
-# %% ../../nbs/data.schema.ipynb #879bb3dc
+# %% ../../nbs/data.schema.ipynb #abe21fe3
 from datetime import datetime
 
 from .itembase import BASE_PROPERTIES, VALUE_TYPES, Item
 
-# %% ../../nbs/data.schema.ipynb #88f6e326
+# %% ../../nbs/data.schema.ipynb #706708e2
 class ItemPropertySchema(Item):
     "Declares one property: its name, the item type that introduced it, and its value type."
     itemType: str
@@ -44,7 +44,7 @@ class Account(Item):
     externalId: str
     owner: list["Person"]
 
-# %% ../../nbs/data.schema.ipynb #531763a8
+# %% ../../nbs/data.schema.ipynb #7d5d6e2a
 class CVUStoredDefinition(Item):
     "A view definition (CVU) a plugin ships for the app."
     name: str
@@ -66,7 +66,7 @@ class PluginRun(Item):
     account: list["Account"]
     view: list["CVUStoredDefinition"]
 
-# %% ../../nbs/data.schema.ipynb #645a759d
+# %% ../../nbs/data.schema.ipynb #d9388a20
 class Message(Item):
     "A message from a messaging or mail service."
     subject: str
@@ -93,10 +93,10 @@ class Photo(Item):
     externalId: str
     file: list["File"]
 
-# %% ../../nbs/data.schema.ipynb #c8e632e2
+# %% ../../nbs/data.schema.ipynb #c475748e
 CENTRAL_SCHEMA = [Person, Account, CVUStoredDefinition, PluginRun, Message, File, Photo]
 
-# %% ../../nbs/data.schema.ipynb #f98a4d5e
+# %% ../../nbs/data.schema.ipynb #5706977c
 def schema_items(*classes: type) -> list:
     "The `ItemPropertySchema` items declaring every property of `classes` (base fields excluded)."
     declared = {}

@@ -1,0 +1,161 @@
+"""Fixtures for testing the embedded Pod over HTTP.
+
+`pod_server` is one embedded Pod for the whole session (its clock and launcher are test doubles you
+can steer); `pod` is a fresh owner with a fresh key on it for every test. `start_server` starts further
+Pods with other settings (an owner list, a shared server, a real plugin process) and stops them after
+the test. `PodCaller.post` sends one `{auth, payload}` envelope and returns the `requests.Response`.
+"""
+import hashlib
+import secrets
+import socket
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+import pytest
+import requests
+
+from pymemri.pod.serve import PodServer
+
+
+def now_millis() -> int:
+    "The wall clock in integer milliseconds, as the Pod reads it."
+    return time.time_ns() // 1_000_000
+
+
+def free_port() -> int:
+    "A TCP port on 127.0.0.1 that nothing listens on right now."
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ControlledClock:
+    "A Pod clock for tests: the wall clock, unless `set` to a fixed millisecond."
+    def __init__(self): self.fixed = None
+    def __call__(self) -> int: return now_millis() if self.fixed is None else self.fixed
+    def set(self, millis: int): self.fixed = millis
+    def release(self): self.fixed = None
+
+
+class RecordingLauncher:
+    "A plugin launcher that starts nothing and remembers every `PluginLaunch` it was given."
+    def __init__(self): self.launches = []
+    def launch(self, launch): self.launches.append(launch)
+    def for_run(self, run_id: str):
+        "The launch of the PluginRun `run_id`."
+        return next(launch for launch in self.launches if launch.run_id == run_id)
+
+
+class PodCaller:
+    "One owner (with one database key) on one Pod: sends envelopes and uploads over HTTP."
+    def __init__(self, url: str, owner: str = None, key: str = None, http: requests.Session = None):
+        self.url, self.http = url.rstrip("/"), http or requests.Session()
+        self.owner = owner or secrets.token_hex(32)
+        self.key = key or secrets.token_hex(32)
+
+    def __repr__(self): return f"PodCaller({self.url}, owner {self.owner[:8]}…)"
+
+    @property
+    def auth(self) -> dict: return {"type": "ClientAuth", "databaseKey": self.key}
+
+    def with_key(self, key: str) -> "PodCaller":
+        "The same owner on the same Pod, with another key."
+        return PodCaller(self.url, self.owner, key, self.http)
+
+    def post(self, endpoint: str, payload=None, auth=None, **envelope) -> requests.Response:
+        "POST `{auth, payload, **envelope}` to `/v4/<owner>/<endpoint>`."
+        body = {"auth": self.auth if auth is None else auth, "payload": payload, **envelope}
+        return self.raw(endpoint, orjson.dumps(body))
+
+    def raw(self, endpoint: str, body: bytes, **kwargs) -> requests.Response:
+        "POST the bytes `body` to `/v4/<owner>/<endpoint>`."
+        return self.http.post(f"{self.url}/v4/{self.owner}/{endpoint}", data=body, timeout=60, **kwargs)
+
+    def call(self, endpoint: str, payload=None, auth=None):
+        "The JSON result of a request that must succeed."
+        reply = self.post(endpoint, payload, auth)
+        assert reply.status_code == 200, f"{endpoint} answered {reply.status_code}: {reply.text[:300]}"
+        return reply.json()
+
+    def upload(self, data: bytes, sha256: str = None, key: str = None) -> requests.Response:
+        "POST `data` to `upload_file/<key>/<sha256>` (the key travels in the path)."
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        return self.raw(f"upload_file/{key or self.key}/{sha256}", data)
+
+    def upload_b(self, data: bytes, auth: dict, sha256: str = None) -> requests.Response:
+        "POST `data` to `upload_file_b/<percent-encoded auth JSON>/<sha256>`."
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        return self.raw(f"upload_file_b/{quote(orjson.dumps(auth).decode(), safe='')}/{sha256}", data)
+
+    def declare(self, *declarations: str):
+        "Declare properties given as `'Type/name/ValueType'` strings, in one bulk."
+        items = [dict(zip(("itemType", "propertyName", "valueType"), text.split("/")), type="ItemPropertySchema")
+                 for text in declarations]
+        return self.call("bulk", {"createItems": items})["createItems"]
+
+    def create(self, **item) -> str:
+        "Create one item; its id."
+        return self.call("create_item", item)
+
+    def get(self, item_id: str) -> dict:
+        "The item `item_id`, which must exist."
+        found = self.call("get_item", item_id)
+        assert len(found) == 1, f"no item {item_id}"
+        return found[0]
+
+    def search(self, **query) -> list: return self.call("search", query)
+
+    def count(self) -> int:
+        "How many items this owner has (of any type, deleted or not)."
+        return len(self.call("search", {}))
+
+
+@pytest.fixture(scope="session")
+def http():
+    "One HTTP session for the whole run (connection reuse keeps the tests quick)."
+    with requests.Session() as session: yield session
+
+
+@pytest.fixture(scope="session")
+def clock():
+    "The clock of `pod_server`: real time unless a test sets it (use `fixed_clock`)."
+    return ControlledClock()
+
+
+@pytest.fixture(scope="session")
+def launcher():
+    "The launcher of `pod_server`: records plugin launches, starts nothing."
+    return RecordingLauncher()
+
+
+@pytest.fixture(scope="session")
+def pod_server(tmp_path_factory, clock, launcher):
+    "One embedded Pod for the session, with owners ANY, no SMTP, a controlled clock and a recording launcher."
+    with PodServer(tmp_path_factory.mktemp("pod"), clock=clock, launcher=launcher) as server: yield server
+
+
+@pytest.fixture
+def pod(pod_server, http) -> PodCaller:
+    "A fresh owner with a fresh key on the session's Pod."
+    return PodCaller(pod_server.url, http=http)
+
+
+@pytest.fixture
+def fixed_clock(clock):
+    "The session Pod's clock, for a test to set; back to real time afterwards."
+    yield clock
+    clock.release()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    "Start an embedded Pod: `start_server(data_dir=None, **create_app_options)`; all are stopped after the test."
+    servers = []
+    def start(data_dir: Path = None, **options) -> PodServer:
+        server = PodServer(data_dir or tmp_path / f"pod{len(servers)}", **options).start()
+        servers.append(server)
+        return server
+    yield start
+    for server in servers: server.stop()

@@ -1,0 +1,278 @@
+"""Benchmark the embedded Pod against its own baselines, all measured in one run on this machine.
+
+Run it from the repository, in the project's environment:
+
+    python tools/bench_pod.py                  # full size: 100,000 Dogs (a few minutes)
+    python tools/bench_pod.py --items 5000     # quick check
+    python tools/bench_pod.py --http httptools # serve with another uvicorn HTTP parser (needs it installed)
+
+It starts the Pod as a separate process (`start_pod`, so the load generator does not share its GIL and
+its memory can be read from /proc), drives it over HTTP with `requests`, and prints one JSON object.
+Every ratio compares two figures measured in this same run; nothing is compared to a stored number.
+Temporary folders and the server process are removed at the end, also on error or Ctrl-C.
+
+Figures:
+- `bulk_items_per_s`: Dogs stored per second through `POST /v4/{owner}/bulk`. Each Dog has 4 declared
+  properties (name Text, age Integer, weight Real, bites Bool, declared first with ItemPropertySchema items)
+  and one edge (`owner` → one Person). Like a client, all Dogs are sent first as `createItems` bulks of
+  `--batch` items, then all edges as `createEdges` bulks; the time covers both. Request bodies are encoded
+  before the clock starts, so the figure is the server's.
+- `raw_items_per_s`: the same Dogs, their property rows, edge items and edges written with `sqlcipher3`
+  `executemany` straight into the Pod's tables and indexes (`TABLES_SQL`), same raw-key pragma, WAL,
+  `synchronous = NORMAL` and `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per
+  `--batch` edges). Rows are built before the clock starts. It leaves out what only the Pod does (schema
+  and id checks, bumping each edge source's dateServerModified).
+- `bulk_ratio_to_raw` = bulk / raw. Goal ≥ 0.5.
+- `get_item_p50_ms`, `version_p50_ms`: median latency of 1,000 keep-alive requests (one `requests.Session`)
+  to `get_item` of random Dogs and to `GET /version`, interleaved, after a warm-up. `get_item_ratio` =
+  their quotient. Goal ≤ 1.5.
+- `search_prop_ms`, `search_id_ms`: median latency of a search for one Dog by its (unique) name, and of
+  a search for one Dog by id, over all the items. `search_ratio` = prop / id. Goal ≤ 3.
+- `server_rss_mb`: VmRSS of the server process after the import (`server_peak_rss_mb`: its VmHWM). Goal ≤ 250.
+"""
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import requests
+import sqlcipher3
+
+from pymemri.pod.db import TABLES_SQL
+
+PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool"}
+GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "get_item_ratio": ("<=", 1.5), "search_ratio": ("<=", 3.0),
+         "server_rss_mb": ("<=", 250.0)}
+
+
+def make_dogs(count: int) -> list:
+    "`count` Dog items as a client would send them (client-made ids)."
+    return [{"id": uuid.uuid4().hex, "type": "Dog", "name": f"dog-{number}", "age": number % 20,
+             "weight": 5.0 + (number % 500) / 10, "bites": number % 3 == 0} for number in range(count)]
+
+
+def batches(values: list, size: int):
+    for start in range(0, len(values), size): yield values[start:start + size]
+
+
+# --- raw SQLCipher baseline ----------------------------------------------------------------------
+
+def raw_connect(path: Path, key: str):
+    "A SQLCipher connection set up as the Pod sets up its owner databases."
+    connection = sqlcipher3.connect(str(path), isolation_level=None)
+    connection.execute(f"PRAGMA key = \"x'{key}'\"")
+    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+        connection.execute(f"PRAGMA {pragma}")
+    for statement in TABLES_SQL.split(";"):
+        if statement.strip(): connection.execute(statement)
+    return connection
+
+
+def bench_raw(folder: Path, key: str, dogs: list, batch: int) -> float:
+    "Items per second for writing `dogs` and their edges with executemany, one transaction per batch."
+    connection = raw_connect(folder / "raw.sqlite", key)
+    now = int(time.time() * 1000)
+    connection.execute("INSERT INTO items VALUES (1, ?, 'Person', ?, ?, ?, 0)", (uuid.uuid4().hex, now, now, now))
+    item_batches, edge_batches, rowid = [], [], 2
+    for group in batches(dogs, batch):
+        items, strings, integers, reals = [], [], [], []
+        for dog in group:
+            items.append((rowid, dog["id"], "Dog", now, now, now, 0))
+            strings.append((rowid, "name", dog["name"]))
+            integers += [(rowid, "age", dog["age"]), (rowid, "bites", int(dog["bites"]))]
+            reals.append((rowid, "weight", dog["weight"]))
+            rowid += 1
+        item_batches.append((items, strings, integers, reals))
+    dog_rowid = 2
+    for group in batches(dogs, batch):
+        edge_items, edges = [], []
+        for _ in group:
+            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0))
+            edges.append((rowid, dog_rowid, "owner", 1))
+            rowid, dog_rowid = rowid + 1, dog_rowid + 1
+        edge_batches.append((edge_items, edges))
+    start = time.perf_counter()
+    for items, strings, integers, reals in item_batches:
+        connection.execute("BEGIN")
+        connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", items)
+        connection.executemany("INSERT INTO strings VALUES (?, ?, ?)", strings)
+        connection.executemany("INSERT INTO integers VALUES (?, ?, ?)", integers)
+        connection.executemany("INSERT INTO reals VALUES (?, ?, ?)", reals)
+        connection.execute("COMMIT")
+    for edge_items, edges in edge_batches:
+        connection.execute("BEGIN")
+        connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", edge_items)
+        connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edges)
+        connection.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    connection.close()
+    return len(dogs) / seconds
+
+
+# --- the Pod as a separate process ----------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data_dir: Path, port: int, http: str, log) -> subprocess.Popen:
+    "The Pod serving `data_dir` on `port`: `start_pod`, or uvicorn with the HTTP parser `http`."
+    if http == "auto":
+        script = Path(sys.executable).with_name("start_pod")
+        command = [str(script) if script.exists() else "start_pod"]
+        command += ["--port", str(port), "--data_dir", str(data_dir), "--log_level", "warning"]
+    else:
+        code = ("import sys, uvicorn; from pymemri.pod.server import create_app; "
+                "uvicorn.run(create_app(sys.argv[1], pod_address=f'http://localhost:{sys.argv[2]}'), host='127.0.0.1', "
+                "port=int(sys.argv[2]), http=sys.argv[3], log_level='warning', access_log=False)")
+        command = [sys.executable, "-c", code, str(data_dir), str(port), http]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if server.poll() is not None: raise RuntimeError(f"the Pod exited with code {server.returncode}")
+        try:
+            if requests.get(f"{url}/version", timeout=1).ok: return server
+        except requests.ConnectionError: pass
+        time.sleep(0.1)
+    raise RuntimeError("the Pod did not answer within 30 s")
+
+
+def stop_server(server: subprocess.Popen):
+    if server.poll() is None:
+        server.terminate()
+        try: server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def memory_mb(pid: int) -> dict:
+    "VmRSS and VmHWM of process `pid`, in MB."
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
+
+
+class Client:
+    "Posts pre-encoded envelopes to one owner over one keep-alive session."
+    def __init__(self, url: str, owner: str, key: str):
+        self.url, self.owner, self.session = url, owner, requests.Session()
+        self.auth = {"type": "ClientAuth", "databaseKey": key}
+
+    def body(self, payload) -> bytes: return orjson.dumps({"auth": self.auth, "payload": payload})
+
+    def post(self, endpoint: str, body: bytes):
+        reply = self.session.post(f"{self.url}/v4/{self.owner}/{endpoint}", data=body,
+                                  headers={"Content-Type": "application/json"}, timeout=300)
+        if reply.status_code != 200: raise RuntimeError(f"{endpoint} answered {reply.status_code}: {reply.text[:200]}")
+        return reply
+
+    def call(self, endpoint: str, payload): return self.post(endpoint, self.body(payload)).json()
+
+
+def timed_ms(call) -> float:
+    start = time.perf_counter_ns()
+    call()
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def bench_bulk(client: Client, dogs: list, batch: int) -> float:
+    "Items per second for creating `dogs` and then their edges in bulks of `batch`."
+    declarations = [{"type": "ItemPropertySchema", "itemType": "Dog", "propertyName": name, "valueType": value_type}
+                    for name, value_type in PROPERTIES.items()]
+    owner_id = uuid.uuid4().hex
+    client.call("bulk", {"createItems": declarations + [{"id": owner_id, "type": "Person"}]})
+    item_bodies = [client.body({"createItems": group}) for group in batches(dogs, batch)]
+    edge_bodies = [client.body({"createEdges": [{"_source": dog["id"], "_target": owner_id, "_name": "owner"}
+                                                for dog in group]}) for group in batches(dogs, batch)]
+    start = time.perf_counter()
+    for body in item_bodies + edge_bodies: client.post("bulk", body)
+    return len(dogs) / (time.perf_counter() - start)
+
+
+def bench_get_item(client: Client, dogs: list, count: int = 1000) -> tuple:
+    "Median ms of `get_item` and of `GET /version`, `count` of each, interleaved."
+    bodies = [client.body(random.choice(dogs)["id"]) for _ in range(count)]
+    version = f"{client.url}/version"
+    for body in bodies[:50]:
+        client.post("get_item", body)
+        client.session.get(version)
+    item_times, version_times = [], []
+    for body in bodies:
+        item_times.append(timed_ms(lambda: client.post("get_item", body)))
+        version_times.append(timed_ms(lambda: client.session.get(version).raise_for_status()))
+    assert client.post("get_item", bodies[0]).json()[0]["type"] == "Dog"
+    return statistics.median(item_times), statistics.median(version_times)
+
+
+def bench_search(client: Client, dogs: list, repeats: int = 30) -> tuple:
+    "Median ms of a search by a property (name) and of a search by id, each finding one Dog."
+    dog = dogs[len(dogs) // 2]
+    by_name, by_id = client.body({"name": dog["name"]}), client.body({"id": dog["id"]})
+    for body in (by_name, by_id): assert [item["id"] for item in client.post("search", body).json()] == [dog["id"]]
+    name_times, id_times = [], []
+    for _ in range(repeats):
+        name_times.append(timed_ms(lambda: client.post("search", by_name)))
+        id_times.append(timed_ms(lambda: client.post("search", by_id)))
+    return statistics.median(name_times), statistics.median(id_times)
+
+
+def run(items: int, batch: int, http: str, folder: Path) -> dict:
+    key, owner = secrets.token_hex(32).upper(), secrets.token_hex(32)
+    dogs = make_dogs(items)
+    raw_per_s = bench_raw(folder, key, dogs, batch)
+    port = free_port()
+    with open(folder / "server.log", "wb") as log:
+        server = start_server(folder / "pod", port, http, log)
+        try:
+            client = Client(f"http://127.0.0.1:{port}", owner, key)
+            bulk_per_s = bench_bulk(client, dogs, batch)
+            memory = memory_mb(server.pid)
+            item_ms, version_ms = bench_get_item(client, dogs)
+            prop_ms, id_ms = bench_search(client, dogs)
+        except BaseException:
+            sys.stderr.write((folder / "server.log").read_text()[-3000:])
+            raise
+        finally: stop_server(server)
+    figures = {"items": items, "batch": batch, "http": http,
+               "bulk_items_per_s": round(bulk_per_s), "raw_items_per_s": round(raw_per_s),
+               "bulk_ratio_to_raw": round(bulk_per_s / raw_per_s, 3),
+               "get_item_p50_ms": round(item_ms, 3), "version_p50_ms": round(version_ms, 3),
+               "get_item_ratio": round(item_ms / version_ms, 3),
+               "search_prop_ms": round(prop_ms, 3), "search_id_ms": round(id_ms, 3),
+               "search_ratio": round(prop_ms / id_ms, 3),
+               "server_rss_mb": round(memory["VmRSS"], 1), "server_peak_rss_mb": round(memory["VmHWM"], 1)}
+    figures["goals"] = {name: figures[name] >= limit if sign == ">=" else figures[name] <= limit
+                        for name, (sign, limit) in GOALS.items()}
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000, help="how many Dogs to create (default 100000)")
+    parser.add_argument("--batch", type=int, default=1000, help="items (and edges) per bulk request (default 1000)")
+    parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
+                        help="auto: the start_pod script as is; else uvicorn with that HTTP parser")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up on `kill` too
+    folder = Path(tempfile.mkdtemp(prefix="bench_pod_"))
+    try: print(json.dumps(run(args.items, args.batch, args.http, folder), indent=1))
+    finally: shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

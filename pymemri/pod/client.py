@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['BULK_PARTS', 'Dog', 'PodClient']
 
-# %% ../../nbs/pod.client.ipynb #ab6b0f33
+# %% ../../nbs/pod.client.ipynb #2816a9bf
 import hashlib
+from datetime import datetime
 from uuid import uuid4
 
 import orjson
@@ -18,7 +19,7 @@ from ..data.schema import CENTRAL_SCHEMA, schema_items
 from .api import PodAPI, PodBadRequest, PodConflict, PodError, PodNotFound, client_auth, plugin_auth
 from .keys import generate_random_key, read_keys
 
-# %% ../../nbs/pod.client.ipynb #bede17e7
+# %% ../../nbs/pod.client.ipynb #8c98e856
 class Dog(Item):
     "An example item type for documentation and tests."
     name: str
@@ -26,7 +27,7 @@ class Dog(Item):
     bites: bool
     weight: float
 
-# %% ../../nbs/pod.client.ipynb #ff62fd80
+# %% ../../nbs/pod.client.ipynb #4b5387ad
 class PodClient:
     "Items in one owner's Pod, as Python objects."
     def __init__(self, url: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030)
@@ -53,7 +54,7 @@ class PodClient:
 
     def __repr__(self): return f"PodClient({self.url}, owner {self.owner_key[:8]}…)"
 
-# %% ../../nbs/pod.client.ipynb #b79a923f
+# %% ../../nbs/pod.client.ipynb #aa978617
 @patch
 def add_to_schema(self: PodClient, *classes: type):
     "Declare the properties of the item `classes` in the Pod."
@@ -64,7 +65,7 @@ def add_to_schema(self: PodClient, *classes: type):
         raise PodBadRequest(error.status, f"could not declare {names}: {error.message}", error.endpoint, error.url) from None
     self.declared.update(cls.__name__ for cls in classes)
 
-# %% ../../nbs/pod.client.ipynb #892fd5f9
+# %% ../../nbs/pod.client.ipynb #22db56aa
 def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodError:
     "`error` with what was being done, and a hint when the item's type was never declared."
     hint = ""
@@ -87,7 +88,7 @@ def create(self: PodClient, item: Item) -> Item:
     item.mark_saved()
     return item
 
-# %% ../../nbs/pod.client.ipynb #87793399
+# %% ../../nbs/pod.client.ipynb #2ba31bb5
 @patch
 def get(self: PodClient, item_id: str, expanded: bool = True) -> Item:
     "The item with `item_id`, with its edges and their targets if `expanded`."
@@ -100,7 +101,7 @@ def exists(self: PodClient, item_id: str) -> bool:
     "Whether the Pod has an item with `item_id`."
     return bool(self.api.get_item(item_id))
 
-# %% ../../nbs/pod.client.ipynb #8b022a23
+# %% ../../nbs/pod.client.ipynb #44023fe6
 @patch
 def update_item(self: PodClient, item: Item):
     "Store the changes made to `item` (and its new edges)."
@@ -119,7 +120,7 @@ def delete(self: PodClient, item: Item):
     item.deleted = True
     item.mark_saved()
 
-# %% ../../nbs/pod.client.ipynb #c8219c54
+# %% ../../nbs/pod.client.ipynb #c082b43f
 def _query(filters, properties: dict) -> dict:
     "The Pod query for a class or dict of `filters` plus `properties`."
     query = {"type": filters.__name__} if isinstance(filters, type) else dict(filters or {})
@@ -133,7 +134,7 @@ def search(self: PodClient, filters=None, include_edges: bool = True, **properti
     if include_edges: query["[[edges]]"] = {}
     return [Item.from_json(result) for result in self.api.search(query)]
 
-# %% ../../nbs/pod.client.ipynb #c6f3f1f9
+# %% ../../nbs/pod.client.ipynb #92f27e86
 @patch
 def search_paginate(self: PodClient, filters=None, page_size: int = 1000, include_edges: bool = True, **properties):
     "Pages (lists) of `page_size` items matching `filters` and `properties`, oldest first."
@@ -151,7 +152,7 @@ def search_paginate(self: PodClient, filters=None, page_size: int = 1000, includ
         query["dateServerModified>="] = found[-1]["dateServerModified"] + 1
     if waiting: yield [Item.from_json(result) for result in waiting]
 
-# %% ../../nbs/pod.client.ipynb #40358fdb
+# %% ../../nbs/pod.client.ipynb #8538b5b2
 @patch
 def create_edges(self: PodClient, edges: list):
     "Create `edges` (Edge objects) between items already in the Pod."
@@ -169,7 +170,7 @@ def get_edges(self: PodClient, item: Item, direction: str = "Outgoing") -> list:
     if direction == "Outgoing": return [Edge(item, Item.from_json(edge["item"]), edge["name"]) for edge in found]
     return [Edge(Item.from_json(edge["item"]), item, edge["name"]) for edge in found]
 
-# %% ../../nbs/pod.client.ipynb #717a951d
+# %% ../../nbs/pod.client.ipynb #628e7e95
 BULK_PARTS = ("createItems", "updateItems", "deleteItems", "createEdges")
 
 def _bulk_operations(create_items, update_items, delete_items, create_edges) -> list:
@@ -182,7 +183,7 @@ def _bulk_operations(create_items, update_items, delete_items, create_edges) -> 
     return [(part, orjson.dumps(value)) for part, values in zip(BULK_PARTS, (
         [item.to_json() for item in items], updates, deletes, [edge.to_json() for edge in edges])) for value in values]
 
-# %% ../../nbs/pod.client.ipynb #3cc1fff0
+# %% ../../nbs/pod.client.ipynb #83d11790
 def _batches(operations: list, max_bytes: int):
     "Lists of operations whose bulk payloads stay under `max_bytes`."
     envelope = 300  # the auth, the part names and the brackets
@@ -200,7 +201,7 @@ def _bulk_json(batch: list) -> bytes:
     for part, value in batch: parts.setdefault(part, []).append(value)
     return b"{" + b",".join(b'"%s":[%s]' % (part.encode(), b",".join(values)) for part, values in parts.items()) + b"}"
 
-# %% ../../nbs/pod.client.ipynb #da8dae56
+# %% ../../nbs/pod.client.ipynb #e00d8ddc
 @patch
 def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=(), create_edges=(),
                 max_bytes: int = 5_000_000, show_progress: bool = None) -> int:
@@ -220,7 +221,7 @@ def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=
     for item in [*create_items, *update_items]: item.mark_saved()
     return len(batches)
 
-# %% ../../nbs/pod.client.ipynb #5b388b31
+# %% ../../nbs/pod.client.ipynb #e6f82066
 @patch
 def upload_file(self: PodClient, data: bytes) -> str:
     "Upload `data` for the File item with its SHA-256 (create that first); the SHA-256."
@@ -236,7 +237,7 @@ def get_file(self: PodClient, sha256: str) -> bytes:
     "The bytes of the file with `sha256`."
     return self.api.get_file(sha256)
 
-# %% ../../nbs/pod.client.ipynb #d64bb120
+# %% ../../nbs/pod.client.ipynb #6f49a4c3
 @patch
 def send_email(self: PodClient, to: str, subject: str = "", body: str = ""):
     "Ask the Pod to send an email."

@@ -1,0 +1,401 @@
+"""The embedded Pod under abuse: fuzzed requests, kill -9 during writes, concurrent writers, refused access.
+
+(a) Every endpoint gets generated garbage: wrong JSON types, odd and huge strings, lone surrogates,
+    invalid UTF-8, SQL fragments as names and values, deep nesting. It must never answer 500, must name
+    the problem in a `Failure: …` text for every 4xx, and must keep answering.
+(b) A `start_pod` process is killed with SIGKILL in the middle of a stream of bulk writes: after a
+    restart every acknowledged bulk is there in full, no bulk is there in part, and SQLite finds the
+    database intact.
+(c) Eight clients write 2,000 items each to one owner at the same time: all 16,000 arrive.
+(d) Other owners, wrong keys, PluginAuth tokens from before a restart and uploads with a wrong
+    sha256 are refused, and change nothing.
+"""
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+import sqlcipher3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import PodCaller, RecordingLauncher, free_port
+from pymemri.pod.db import cipher_key, normalise_key
+from pymemri.pod.serve import PodServer
+
+# ---------------------------------------------------------------------------------------------- (a) fuzzing
+
+SQL_FRAGMENTS = ["'; DROP TABLE items; --", "\" OR 1=1 --", "x' UNION SELECT id, 1, 1 FROM items --", "items", "rowid",
+                 "name = 'age'", "%", "_", "*", "?", "?1", ":name", "NULL", "value", "strings", "integers",
+                 "sqlite_master", ") OR (1=1", "age; PRAGMA key='x'", "1; ATTACH DATABASE '/tmp/x' AS x"]
+KEYS = ["type", "id", "_source", "_target", "_name", "_self", "item", "direction", "expandItems", "sha256", "to",
+        "subject", "body", "item_id", "trigger_id", "status", "createItems", "updateItems", "deleteItems",
+        "createEdges", "search", "_limit", "_sortOrder", "[[edges]]", "~[[edges]]", "deleted", "dateCreated",
+        "dateModified", "dateServerModified", "dateServerModified>=", "dateServerModified<", "itemType",
+        "propertyName", "valueType", "containerImage", "targetItemId", "age", "nick", "rowid", "key", "nonce"]
+KNOWN_IDS = ["fuzz-item-1", "fuzz-item-2", "fuzz-file-1"]
+KNOWN_STRINGS = [*KNOWN_IDS, "Person", "Edge", "File", "PluginRun", "ItemPropertySchema", "ItemEdgeSchema",
+                 "Outgoing", "Incoming", "Asc", "Desc", "Text", "Integer", "Real", "Bool", "DateTime", "a@b.c"]
+
+lone_surrogates = st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3)
+huge_strings = st.builds(lambda text, times: text * times, st.text(min_size=1, max_size=3), st.integers(1_000, 300_000))
+short_strings = st.one_of(st.text(max_size=40), st.sampled_from(SQL_FRAGMENTS + KNOWN_STRINGS), lone_surrogates,
+                          st.text(st.characters(codec="utf-8"), max_size=20).map(lambda text: text + "\x00\u202e\ufeff"))
+odd_strings = st.one_of(short_strings, huge_strings)
+numbers = st.one_of(st.integers(-2**63 - 5, 2**64 + 5), st.integers(-2**200, 2**200),
+                    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([2**31, 2**63 - 1, 2**63, -2**63]))
+scalars = st.one_of(st.none(), st.booleans(), numbers, odd_strings)
+names = st.one_of(st.sampled_from(KEYS), st.sampled_from(SQL_FRAGMENTS), st.text(max_size=40), lone_surrogates)
+json_values = st.recursive(scalars, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(names, children, max_size=4)), max_leaves=12)
+# Objects shaped like the endpoints' payloads, so that the checks past the first one get exercised too.
+shaped = st.recursive(st.dictionaries(names, scalars, max_size=6), lambda children: st.dictionaries(
+    names, st.one_of(scalars, children, st.lists(children, max_size=3)), max_size=6), max_leaves=10)
+payloads = st.one_of(json_values, shaped, st.lists(shaped, max_size=3))
+
+
+def deep(depth: int) -> bytes:
+    "JSON text nested `depth` levels deep, alternating objects and arrays."
+    opening, closing = b'{"search": [' * (depth // 2) + b"[" * (depth % 2), b"]" * (depth % 2) + b"]}" * (depth // 2)
+    return opening + b'"bottom"' + closing
+
+
+def to_json(value) -> bytes:
+    "`value` as JSON text, with lone surrogates as `\\udxxx` escapes and integers of any size."
+    return json.dumps(value).encode()
+
+
+def check_reply(reply: requests.Response):
+    "The Pod answered as it must: never 5xx, and every refusal names its problem in a `Failure: …` text."
+    assert reply.status_code < 500, f"{reply.status_code}: {reply.text[:300]}"
+    if reply.status_code == 200: return
+    assert 400 <= reply.status_code < 500, reply.status_code
+    if reply.text == "Endpoint not found": return  # a path no route matches, as the reference answers
+    assert reply.headers["content-type"].startswith("text/plain"), reply.headers["content-type"]
+    assert reply.text.startswith("Failure: "), reply.text[:300]
+    message = reply.text[len("Failure: "):]
+    assert len(message) >= 10 and "internal error" not in message, message
+
+
+@pytest.fixture(scope="module")
+def fuzz_pod(tmp_path_factory):
+    "A Pod and an owner with `age` and `nick` declared, two items, and a File item."
+    with PodServer(tmp_path_factory.mktemp("fuzz"), launcher=RecordingLauncher()) as server, requests.Session() as http:
+        pod = PodCaller(server.url, http=http)
+        pod.declare("Person/age/Integer", "Person/nick/Text")
+        pod.call("bulk", {"createItems": [{"type": "Person", "id": "fuzz-item-1", "age": 1},
+                                          {"type": "Person", "id": "fuzz-item-2", "nick": "two"},
+                                          {"type": "File", "id": "fuzz-file-1", "sha256": hashlib.sha256(b"x").hexdigest()}]})
+        yield pod
+        assert http.get(f"{server.url}/version").status_code == 200
+        assert pod.call("get_item", "fuzz-item-1")[0]["type"] == "Person"
+
+
+JSON_ENDPOINTS = ["create_item", "get_item", "update_item", "delete_item", "search", "get_edges", "create_edge", "bulk",
+                  "get_file", "send_email", "trigger/status"]
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+
+
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
+def test_fuzz_payloads(fuzz_pod, endpoint):
+    @FUZZ
+    @given(payload=payloads)
+    def fuzz(payload):
+        check_reply(fuzz_pod.raw(endpoint, to_json({"auth": fuzz_pod.auth, "payload": payload})))
+    fuzz()
+    assert fuzz_pod.post("search", {"id": "fuzz-item-1"}).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
+def test_fuzz_envelopes(fuzz_pod, endpoint):
+    "Bodies that are not envelopes, envelopes with odd auth, and raw bytes (invalid UTF-8 among them)."
+    auths = st.one_of(json_values, st.fixed_dictionaries({"type": st.sampled_from(["ClientAuth", "PluginAuth"])},
+                                                         optional={"databaseKey": json_values, "data": json_values}))
+    bodies = st.one_of(
+        st.builds(lambda auth, payload: to_json({"auth": auth, "payload": payload}), auths, payloads),
+        st.builds(to_json, json_values), st.binary(max_size=200),
+        st.builds(lambda junk: b'{"auth": {"type": "ClientAuth", "databaseKey": "' + fuzz_pod.key.encode() +
+                  b'"}, "payload": {"type": "' + junk + b'"}}', st.binary(min_size=1, max_size=20)),
+        st.sampled_from([b"", b"null", b"{}", b"[]", b'{"auth": null, "payload": null}', b"\xff\xfe\x00",
+                         b'{"auth": {"type": "ClientAuth", "databaseKey": "\\ud800"}, "payload": {}}', b"NaN", b"1e999"]))
+
+    @FUZZ
+    @given(body=bodies)
+    def fuzz(body):
+        check_reply(fuzz_pod.raw(endpoint, body))
+    fuzz()
+
+
+@pytest.mark.parametrize("depth", [100, 900, 1100, 5000])
+@pytest.mark.parametrize("endpoint", ["create_item", "search", "bulk", "update_item"])
+def test_deep_nesting(fuzz_pod, endpoint, depth):
+    auth = to_json(fuzz_pod.auth)
+    check_reply(fuzz_pod.raw(endpoint, b'{"auth": ' + auth + b', "payload": ' + deep(depth) + b"}"))
+    check_reply(fuzz_pod.raw(endpoint, b'{"auth": ' + auth + b', "payload": {"type": "Person", "nick": ' + deep(depth) + b"}}"))
+    check_reply(fuzz_pod.raw(endpoint, b'{"auth": ' + auth + b', "payload": {"createItems": [{"type": "Person", "nick": '
+                             + deep(depth) + b"}], \"search\": [{\"nick\": " + deep(depth) + b"}]}}"))
+
+
+def test_fuzz_uploads(fuzz_pod):
+    "Odd keys, auths and hashes in the upload paths, odd bodies, and the wrong sha256."
+    segments = st.one_of(short_strings, st.sampled_from([fuzz_pod.key, "0" * 64]))
+
+    @FUZZ
+    @given(route=st.sampled_from(["upload_file", "upload_file_b"]), middle=st.one_of(segments, json_values.map(json.dumps)),
+           sha256=st.one_of(segments, st.just(hashlib.sha256(b"x").hexdigest())), body=st.binary(max_size=100))
+    def fuzz(route, middle, sha256, body):
+        path = f"{route}/{quote(middle, safe='', errors='surrogatepass')}/{quote(sha256, safe='', errors='surrogatepass')}"
+        check_reply(fuzz_pod.raw(path, body))
+    fuzz()
+    [file_item] = fuzz_pod.search(id="fuzz-file-1")
+    stored = fuzz_pod.post("get_file", {"sha256": file_item["sha256"]})
+    assert (stored.status_code, stored.content) == (200, b"x") if "key" in file_item else stored.status_code == 404
+
+
+def test_fuzz_owner_paths(fuzz_pod):
+    @FUZZ
+    @given(owner=short_strings.filter(len), endpoint=st.sampled_from(JSON_ENDPOINTS))
+    def fuzz(owner, endpoint):
+        url = f"{fuzz_pod.url}/v4/{quote(owner, safe='', errors='surrogatepass')}/{endpoint}"
+        check_reply(fuzz_pod.http.post(url, data=to_json({"auth": fuzz_pod.auth, "payload": {}}), timeout=60))
+    fuzz()
+
+
+# ---------------------------------------------------------------------------------------------- (b) kill -9
+
+def start_pod_process(data_dir: Path, port: int) -> subprocess.Popen:
+    "Run the `start_pod` console script on `port`; return once it answers."
+    command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
+    assert command, "the start_pod console script is not installed (pip install -e .)"
+    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--log_level", "warning"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"start_pod exited: {process.stderr.read().decode()[-2000:]}"
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/version", timeout=1).status_code == 200: return process
+        except requests.ConnectionError: time.sleep(0.05)
+    process.kill()
+    raise AssertionError("start_pod did not answer within 30 s")
+
+
+@pytest.fixture
+def pod_processes():
+    "Start `start_pod` processes with `start(data_dir)`; any still running are killed after the test."
+    processes = []
+    def start(data_dir: Path) -> tuple:
+        port = free_port()
+        processes.append(start_pod_process(data_dir, port))
+        return processes[-1], f"http://127.0.0.1:{port}"
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+BULK_SIZE = 200
+
+
+def row_bulk(batch: int) -> dict:
+    "Bulk number `batch`: 200 items whose ids name the batch."
+    return {"createItems": [{"type": "Row", "id": f"b{batch:05d}-{index:04d}", "text": f"row {index} " * 20}
+                            for index in range(BULK_SIZE)]}
+
+
+def write_until_refused(caller: PodCaller, first_batch: int, acknowledged: list, refused: list):
+    "Send bulks numbered from `first_batch`, noting each acknowledged (or refused) one, until the Pod stops answering."
+    batch = first_batch
+    with requests.Session() as http:
+        while True:
+            try: reply = http.post(f"{caller.url}/v4/{caller.owner}/bulk", timeout=30,
+                                   data=json.dumps({"auth": caller.auth, "payload": row_bulk(batch)}))
+            except requests.RequestException: return
+            (acknowledged if reply.status_code == 200 else refused).append((batch, reply.status_code))
+            batch += 1
+
+
+def stored_batches(caller: PodCaller) -> dict:
+    "Number of stored items of each bulk."
+    batches = {}
+    for item in caller.search(type="Row"):
+        if item["id"].startswith("b"): batches[int(item["id"][1:6])] = batches.get(int(item["id"][1:6]), 0) + 1
+    return batches
+
+
+def integrity_check(data_dir: Path, caller: PodCaller) -> list:
+    "SQLite's `PRAGMA integrity_check` of the owner's database file, opened with its key."
+    connection = sqlcipher3.connect(str(data_dir / "db" / f"{caller.owner}.p4.4.sqlite"))
+    try:
+        connection.execute(f"PRAGMA key = \"x'{cipher_key(normalise_key(caller.key))}'\"")
+        return connection.execute("PRAGMA integrity_check").fetchall()
+    finally: connection.close()
+
+
+def test_kill_9_during_bulk_writes(tmp_path, pod_processes):
+    data_dir = tmp_path / "data"
+    process, url = pod_processes(data_dir)
+    caller = PodCaller(url)
+    caller.declare("Row/text/Text")
+    acknowledged, in_flight, next_batch, random_pause = set(), set(), 0, random.Random(4)
+    for round_ in range(3):
+        writer_acknowledged, refused = [], []
+        writer = threading.Thread(target=write_until_refused, args=(caller, next_batch, writer_acknowledged, refused))
+        writer.start()
+        deadline = time.monotonic() + 60
+        while len(writer_acknowledged) < 5 and time.monotonic() < deadline and writer.is_alive(): time.sleep(0.01)
+        time.sleep(random_pause.uniform(0, 0.2))  # land somewhere inside a bulk
+        os.kill(process.pid, signal.SIGKILL)
+        writer.join(30)
+        assert process.wait(10) == -signal.SIGKILL and not writer.is_alive()
+        assert refused == [] and len(writer_acknowledged) >= 5, (refused, len(writer_acknowledged))
+        acknowledged |= {batch for batch, status in writer_acknowledged}
+        last = writer_acknowledged[-1][0]
+        in_flight.add(last + 1)  # sent, never answered: may be stored, but only in full
+        next_batch = last + 2
+        process, url = pod_processes(data_dir)
+        caller = PodCaller(url, caller.owner, caller.key)
+        batches = stored_batches(caller)
+        assert all(count == BULK_SIZE for count in batches.values()), f"partial bulks: {batches}"
+        assert acknowledged <= set(batches), f"lost acknowledged bulks: {acknowledged - set(batches)}"
+        assert set(batches) <= acknowledged | in_flight, f"bulks stored that were never sent: {set(batches) - acknowledged - in_flight}"
+        assert integrity_check(data_dir, caller) == [("ok",)]
+        assert caller.call("bulk", {"createItems": [{"type": "Row", "id": f"after-kill-{round_}"}]})["createItems"]
+
+
+# ---------------------------------------------------------------------------------------------- (c) concurrency
+
+def test_concurrent_writers(tmp_path, pod_processes):
+    process, url = pod_processes(tmp_path / "data")
+    owner = PodCaller(url)
+    owner.declare("Load/client/Integer", "Load/index/Integer")
+
+    def write(client: int) -> list:
+        statuses = []
+        with requests.Session() as http:
+            caller = PodCaller(url, owner.owner, owner.key, http)
+            for start in range(0, 2000, 250):
+                items = [{"type": "Load", "id": f"c{client}-{index:05d}", "client": client, "index": index}
+                         for index in range(start, start + 250)]
+                statuses.append(caller.post("bulk", {"createItems": items}).status_code)
+        return statuses
+
+    with ThreadPoolExecutor(8) as pool: statuses = [status for result in pool.map(write, range(8)) for status in result]
+    assert statuses == [200] * 64
+    stored = owner.search(type="Load")
+    assert len(stored) == 16_000 == len({item["id"] for item in stored})
+    assert {(item["client"], item["index"]) for item in stored} == {(c, i) for c in range(8) for i in range(2000)}
+    assert process.poll() is None
+
+
+# ---------------------------------------------------------------------------------------------- (d) refusals
+
+def snapshot(caller: PodCaller, data_dir: Path) -> tuple:
+    "What an owner has: every item, and the stored file blobs."
+    files = data_dir / "files" / caller.owner / "final"
+    blobs = {path.name: path.read_bytes() for path in files.iterdir()} if files.exists() else {}
+    return caller.search(), blobs
+
+
+def attempts(caller: PodCaller, auth: dict, file_key: str) -> list:
+    "A write to every endpoint (and reads) with `auth`; the replies."
+    data = b"an attacker's bytes"
+    return [caller.post("create_item", {"type": "Person"}, auth=auth),
+            caller.post("update_item", {"id": "victim-001", "nick": "changed"}, auth=auth),
+            caller.post("delete_item", "victim-001", auth=auth),
+            caller.post("create_edge", {"_source": "victim-001", "_target": "victim-001", "_name": "x"}, auth=auth),
+            caller.post("bulk", {"createItems": [{"type": "Person"}], "deleteItems": ["victim-001"]}, auth=auth),
+            caller.post("search", {}, auth=auth), caller.post("get_item", "victim-001", auth=auth),
+            caller.post("get_edges", {"item": "victim-001", "direction": "Outgoing", "expandItems": True}, auth=auth),
+            caller.post("get_file", {"sha256": hashlib.sha256(b"victim's bytes").hexdigest()}, auth=auth),
+            caller.upload(data, key=file_key), caller.upload_b(data, auth)]
+
+
+def victim(caller: PodCaller):
+    "Give `caller` items, an edge and an uploaded file, and a File item waiting for its bytes."
+    caller.declare("Person/nick/Text")
+    caller.call("bulk", {"createItems": [{"type": "Person", "id": "victim-001", "nick": "v"},
+                                         {"type": "File", "sha256": hashlib.sha256(b"victim's bytes").hexdigest()},
+                                         {"type": "File", "sha256": hashlib.sha256(b"an attacker's bytes").hexdigest()}],
+                         "createEdges": [{"_source": "victim-001", "_target": "victim-001", "_name": "self"}]})
+    assert caller.upload(b"victim's bytes").status_code == 200
+
+
+def test_wrong_keys_change_nothing(start_server, http):
+    server = start_server()
+    owner = PodCaller(server.url, http=http)
+    victim(owner)
+    before = snapshot(owner, server.data_dir)
+    intruder = owner.with_key(secrets.token_hex(32))
+    for reply in attempts(intruder, intruder.auth, intruder.key):
+        assert reply.status_code == 401 and reply.text == "Failure: wrong database key for this owner", reply.text
+    for key in ("", "not a key!", owner.key + "0"):
+        auth = {"type": "ClientAuth", "databaseKey": key}
+        assert all(400 <= reply.status_code < 500 for reply in attempts(owner, auth, quote(key, safe="") or "x"))
+    assert snapshot(owner, server.data_dir) == before
+
+
+def test_owners_are_isolated(start_server, http):
+    server = start_server()
+    alice, bob = PodCaller(server.url, http=http), PodCaller(server.url, http=http)
+    victim(alice)
+    before = snapshot(alice, server.data_dir)
+    assert len(bob.search()) == 14 and bob.call("get_item", "victim-001") == []
+    # Bob with Alice's key is still Bob: a database of his own, and none of Alice's files.
+    bob_with_alices_key = bob.with_key(alice.key)
+    assert bob_with_alices_key.call("get_item", "victim-001") == []
+    assert bob.post("search", {}).status_code == 401  # Bob's database now belongs to the key it was made with
+    shared = hashlib.sha256(b"victim's bytes").hexdigest()
+    bob_with_alices_key.create(type="File", sha256=shared)
+    assert bob_with_alices_key.post("get_file", {"sha256": shared}).status_code == 404
+    assert bob_with_alices_key.upload(b"victim's bytes").status_code == 200  # Bob's own copy, under his own key
+    assert snapshot(alice, server.data_dir) == before
+    assert alice.post("get_file", {"sha256": shared}).content == b"victim's bytes"
+
+
+def test_plugin_auth_from_before_a_restart_changes_nothing(start_server, http):
+    launcher = RecordingLauncher()
+    server = start_server(launcher=launcher)
+    owner = PodCaller(server.url, http=http)
+    victim(owner)
+    owner.create(type="PluginRun", id="run-000001", containerImage="test-plugin", targetItemId="run-000001")
+    plugin_auth = {"type": "PluginAuth", **launcher.for_run("run-000001").auth_token}
+    assert owner.post("search", {"id": "victim-001"}, auth=plugin_auth).status_code == 200
+    server.stop()
+    restarted = start_server(server.data_dir, launcher=launcher)
+    owner = PodCaller(restarted.url, owner.owner, owner.key, http)
+    before = snapshot(owner, restarted.data_dir)
+    for reply in attempts(owner, plugin_auth, "0" * 64):
+        assert reply.status_code == 401, reply.text
+        assert "not valid here" in reply.text or reply.text == "Failure: wrong database key for this owner", reply.text
+    assert snapshot(owner, restarted.data_dir) == before
+
+
+def test_uploads_with_wrong_sha256_change_nothing(start_server, http):
+    server = start_server()
+    owner = PodCaller(server.url, http=http)
+    victim(owner)
+    before = snapshot(owner, server.data_dir)
+    expected = hashlib.sha256(b"an attacker's bytes").hexdigest()
+    one_digit_off = expected[:-1] + ("0" if expected[-1] != "0" else "1")
+    for data, sha256, status in [(b"other bytes", expected, 400), (b"", expected, 400),
+                                 (b"an attacker's bytes", one_digit_off, 400),
+                                 (b"an attacker's bytes", expected[:-2], 400),
+                                 (b"victim's bytes", hashlib.sha256(b"victim's bytes").hexdigest(), 409)]:
+        for reply in (owner.upload(data, sha256=sha256), owner.upload_b(data, owner.auth, sha256=sha256)):
+            assert reply.status_code == status and reply.text.startswith("Failure: "), (data, sha256, reply.text)
+    assert snapshot(owner, server.data_dir) == before
+    assert not [path for path in (server.data_dir / "files" / owner.owner / "final").iterdir() if path.name.startswith(".")]

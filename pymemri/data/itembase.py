@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['VALUE_TYPES', 'BASE_PROPERTIES', 'to_millis', 'from_millis', 'check_value', 'Item', 'Edge']
 
-# %% ../../nbs/data.itembase.ipynb #b60f28ca
+# %% ../../nbs/data.itembase.ipynb #5b5e4ea9
 import re
 from datetime import datetime, timezone
 from typing import ForwardRef, Union, get_args, get_origin
 
 from fastcore.basics import patch
 
-# %% ../../nbs/data.itembase.ipynb #daf3dc00
+# %% ../../nbs/data.itembase.ipynb #1ce657c0
 VALUE_TYPES = {str: "Text", int: "Integer", float: "Real", bool: "Bool", datetime: "DateTime"}
 BASE_PROPERTIES = ("id", "type", "dateCreated", "dateModified", "dateServerModified", "deleted")
 _TYPE_NAMES = {cls.__name__: cls for cls in VALUE_TYPES}
 
-# %% ../../nbs/data.itembase.ipynb #90d2a10c
+# %% ../../nbs/data.itembase.ipynb #15a147bb
 def to_millis(moment: datetime) -> int:
     "Milliseconds since the epoch for `moment` (naive datetimes are taken as UTC)."
     if moment.tzinfo is None: moment = moment.replace(tzinfo=timezone.utc)
@@ -27,7 +27,7 @@ def from_millis(millis: int) -> datetime:
     "The UTC datetime of `millis` milliseconds since the epoch."
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
 
-# %% ../../nbs/data.itembase.ipynb #083ca3fd
+# %% ../../nbs/data.itembase.ipynb #34eb2c0e
 def check_value(owner: str, name: str, pytype: type, value):
     "`value` converted to `pytype`, or a `TypeError` naming `owner`, `name` and what was expected."
     if value is None: return None
@@ -40,7 +40,7 @@ def check_value(owner: str, name: str, pytype: type, value):
                         f"got {type(value).__name__} {value!r:.60}")
     return value
 
-# %% ../../nbs/data.itembase.ipynb #2176144d
+# %% ../../nbs/data.itembase.ipynb #b97ad588
 def _target_name(arg) -> str:
     if isinstance(arg, str): return arg
     if isinstance(arg, ForwardRef): return arg.__forward_arg__
@@ -60,7 +60,7 @@ def _parse_annotation(owner: str, name: str, annotation):
     raise TypeError(f"{owner}.{name}: annotation {annotation!r} is neither a value type "
                     f"({', '.join(t.__name__ for t in VALUE_TYPES)}) nor list[ItemType]")
 
-# %% ../../nbs/data.itembase.ipynb #a2ab7b9a
+# %% ../../nbs/data.itembase.ipynb #9df1c0af
 class Item:
     "An item in the Pod: typed properties declared as class annotations, edges as `list[Type]`."
     id: str
@@ -117,11 +117,11 @@ class Item:
                  if name not in BASE_PROPERTIES and getattr(self, name) is not None]
         return f"{self.type}({', '.join(shown)})"
 
-# %% ../../nbs/data.itembase.ipynb #7f5fe919
+# %% ../../nbs/data.itembase.ipynb #d8edbf67
 Item.property_types = {"id": str, "dateCreated": datetime, "dateModified": datetime,
                        "dateServerModified": datetime, "deleted": bool}
 
-# %% ../../nbs/data.itembase.ipynb #61c4bb90
+# %% ../../nbs/data.itembase.ipynb #159264d5
 @patch
 def changed(self: Item) -> set:
     "Names of the properties set since the item was created in, or read from, the Pod."
@@ -133,7 +133,7 @@ def mark_saved(self: Item):
     self._changed.clear()
     self._new_edges.clear()
 
-# %% ../../nbs/data.itembase.ipynb #587daaef
+# %% ../../nbs/data.itembase.ipynb #038f44fc
 class Edge:
     "A directed, named link from `source` to `target`."
     def __init__(self, source: Item, target: Item, name: str):
@@ -150,7 +150,7 @@ class Edge:
 
     def __repr__(self): return f"Edge({self.source.type} -{self.name}-> {self.target.type})"
 
-# %% ../../nbs/data.itembase.ipynb #adf8bd55
+# %% ../../nbs/data.itembase.ipynb #139b0687
 @patch
 def add_edge(self: Item, name: str, target: Item) -> Edge:
     "Link this item to `target` with an edge called `name`."
@@ -165,7 +165,7 @@ def add_edge(self: Item, name: str, target: Item) -> Edge:
     self._new_edges.append(edge)
     return edge
 
-# %% ../../nbs/data.itembase.ipynb #1cca9f06
+# %% ../../nbs/data.itembase.ipynb #f12652c0
 @patch
 def edges(self: Item, name: str) -> list:
     "Items this item's `name` edges point to."
@@ -176,7 +176,7 @@ def reverse_edges(self: Item, name: str) -> list:
     "Items whose `name` edges point to this item (filled in by `PodClient.get`)."
     return list(self.__dict__.get("_reverse_edges", {}).get(name, []))
 
-# %% ../../nbs/data.itembase.ipynb #6977d2e7
+# %% ../../nbs/data.itembase.ipynb #a2e2c916
 def _json_value(value):
     return to_millis(value) if isinstance(value, datetime) else value
 
@@ -191,7 +191,7 @@ def to_json(self: Item, changed_only: bool = False) -> dict:
     if changed_only: data["id"] = self.id
     return data
 
-# %% ../../nbs/data.itembase.ipynb #d542c77f
+# %% ../../nbs/data.itembase.ipynb #48225e57
 @patch(cls_method=True)
 def from_json(cls: Item, data: dict) -> Item:
     "An item of the class registered for `data['type']` (a plain `Item` if none is)."

@@ -6,12 +6,12 @@
 __all__ = ['CENTRAL_SCHEMA', 'ItemPropertySchema', 'Person', 'Account', 'CVUStoredDefinition', 'PluginRun', 'Message', 'File',
            'Photo', 'schema_items']
 
-# %% ../../nbs/data.schema.ipynb #f0f3c75e
+# %% ../../nbs/data.schema.ipynb #ba9fc3ea
 from datetime import datetime
 
 from .itembase import BASE_PROPERTIES, VALUE_TYPES, Item
 
-# %% ../../nbs/data.schema.ipynb #1e717411
+# %% ../../nbs/data.schema.ipynb #ebfacc21
 class ItemPropertySchema(Item):
     "Declares one property: its name, the item type that introduced it, and its value type."
     itemType: str
@@ -44,7 +44,7 @@ class Account(Item):
     externalId: str
     owner: list["Person"]
 
-# %% ../../nbs/data.schema.ipynb #b4df99ac
+# %% ../../nbs/data.schema.ipynb #d188c75b
 class CVUStoredDefinition(Item):
     "A view definition (CVU) a plugin ships for the app."
     name: str
@@ -66,7 +66,7 @@ class PluginRun(Item):
     account: list["Account"]
     view: list["CVUStoredDefinition"]
 
-# %% ../../nbs/data.schema.ipynb #0e43619d
+# %% ../../nbs/data.schema.ipynb #27a378cc
 class Message(Item):
     "A message from a messaging or mail service."
     subject: str
@@ -93,10 +93,10 @@ class Photo(Item):
     externalId: str
     file: list["File"]
 
-# %% ../../nbs/data.schema.ipynb #235b996b
+# %% ../../nbs/data.schema.ipynb #f8dea1bf
 CENTRAL_SCHEMA = [Person, Account, CVUStoredDefinition, PluginRun, Message, File, Photo]
 
-# %% ../../nbs/data.schema.ipynb #1736b3e4
+# %% ../../nbs/data.schema.ipynb #17930b6d
 def schema_items(*classes: type) -> list:
     "The `ItemPropertySchema` items declaring every property of `classes` (base fields excluded)."
     declared = {}

@@ -7,7 +7,7 @@ __all__ = ['FIXABLE_ERRORS', 'EXIT_CODES', 'PROGRESS_FORMAT', 'CLIError', 'cli_e
            'connected_client', 'read_json_file', 'read_metadata', 'execute', 'prepare', 'pod_environment',
            'run_from_metadata', 'run_plugin', 'create_run', 'follow_run', 'simulate_run_plugin_from_frontend']
 
-# %% ../../nbs/plugin.cli.ipynb #fe8b64e0
+# %% ../../nbs/plugin.cli.ipynb #fdc39c15
 import json
 import os
 import signal
@@ -28,7 +28,7 @@ from ..pod.keys import generate_random_key, keys_path, read_keys, write_keys
 from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, plugin_about
 from .states import FINAL_STATES, RunStatus, StatusListener, wait_for_status
 
-# %% ../../nbs/plugin.cli.ipynb #34a9142f
+# %% ../../nbs/plugin.cli.ipynb #cfc5f191
 class CLIError(Exception):
     "A problem with how a command was called; printed as one line."
 
@@ -46,7 +46,7 @@ def cli_errors():
         print("Interrupted", file=sys.stderr)
         sys.exit(130)
 
-# %% ../../nbs/plugin.cli.ipynb #47d66d85
+# %% ../../nbs/plugin.cli.ipynb #c702fd11
 def keys_for_cli(owner_key: str = None, database_key: str = None) -> tuple:
     "`(owner_key, database_key)`: those given, else the stored ones, created and stored on first use."
     if owner_key and database_key: return owner_key, database_key
@@ -56,7 +56,7 @@ def keys_for_cli(owner_key: str = None, database_key: str = None) -> tuple:
     stored_owner, stored_key = read_keys()
     return owner_key or stored_owner, database_key or stored_key
 
-# %% ../../nbs/plugin.cli.ipynb #1298bb32
+# %% ../../nbs/plugin.cli.ipynb #ed46edd7
 @call_parse
 def store_keys(owner_key: str = None,  # Owner key to store (default: a new random key)
                database_key: str = None,  # Database key to store (default: a new random key)
@@ -69,7 +69,7 @@ def store_keys(owner_key: str = None,  # Owner key to store (default: a new rand
     write_keys(owner_key or generate_random_key(), database_key or generate_random_key())
     print(f"Stored Pod keys in {path}")
 
-# %% ../../nbs/plugin.cli.ipynb #32517de9
+# %% ../../nbs/plugin.cli.ipynb #a0724a00
 @contextmanager
 def connected_client(address: str = None, owner_key: str = None, database_key: str = None, auth_json: str = None):
     "A PodClient for the Pod at `address` (or the default, or an embedded one), closed at the end."
@@ -83,7 +83,7 @@ def connected_client(address: str = None, owner_key: str = None, database_key: s
     finally:
         if server: server.stop()
 
-# %% ../../nbs/plugin.cli.ipynb #e6c0343e
+# %% ../../nbs/plugin.cli.ipynb #f2ea903d
 def read_json_file(path: str, what: str):
     "The JSON in the file at `path`; a `CLIError` naming the file and the problem otherwise."
     try: return json.loads(Path(path).read_text())
@@ -99,7 +99,7 @@ def read_metadata(path: str) -> dict:
     if missing: raise CLIError(f"metadata file {path} lacks {' and '.join(missing)}")
     return metadata
 
-# %% ../../nbs/plugin.cli.ipynb #a5f86398
+# %% ../../nbs/plugin.cli.ipynb #6c4471c3
 EXIT_CODES = {RunStatus.done: 0, RunStatus.error: 1, RunStatus.aborted: 2}
 PROGRESS_FORMAT = "{percentage:3.0f}%|{bar:20}| {desc}"
 
@@ -119,7 +119,7 @@ def _failed(plugin: PluginBase, error: BaseException) -> int:
     print(f"Error: {type(plugin).__name__} failed: {message}", file=sys.stderr)
     return EXIT_CODES[RunStatus.error]
 
-# %% ../../nbs/plugin.cli.ipynb #f14d9a83
+# %% ../../nbs/plugin.cli.ipynb #d2c4cbea
 def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = True) -> int:
     "Run `plugin` through its whole life, reporting on its PluginRun; the exit code."
     run, name = plugin.pluginRun, type(plugin).__name__
@@ -149,7 +149,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
     print(f"Done: {name} finished", file=sys.stderr)
     return EXIT_CODES[RunStatus.done]
 
-# %% ../../nbs/plugin.cli.ipynb #8ae5cb7a
+# %% ../../nbs/plugin.cli.ipynb #d18e9677
 def _run_config(run: PluginRun, config_file: str = None):
     if config_file: return read_json_file(config_file, "config file")
     if not run.config: return {}
@@ -167,7 +167,7 @@ def prepare(client: PodClient, run: PluginRun, config_file: str = None) -> Plugi
             client.update_item(run)
         raise
 
-# %% ../../nbs/plugin.cli.ipynb #4f42404e
+# %% ../../nbs/plugin.cli.ipynb #193dbefb
 def pod_environment() -> dict:
     "The POD_* variables a Pod gives the plugins it starts."
     names = ("POD_FULL_ADDRESS", "POD_TARGET_ITEM", "POD_PLUGINRUN_ID", "POD_OWNER", "POD_AUTH_JSON")
@@ -184,7 +184,7 @@ def run_from_metadata(metadata: dict) -> PluginRun:
     return PluginRun(pluginModule=metadata["pluginModule"], pluginName=metadata["pluginName"],
                      containerImage=metadata.get("containerImage"), config=json.dumps(metadata.get("config") or {}))
 
-# %% ../../nbs/plugin.cli.ipynb #f5830f8f
+# %% ../../nbs/plugin.cli.ipynb #30fd6515
 @call_parse
 def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS or http://localhost:3030 if a Pod answers, else an embedded Pod)
                plugin_run_id: str = None,  # Run the PluginRun with this id from the Pod
@@ -212,7 +212,7 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
             code = execute(prepare(client, run, config_file), interrupt=threading.current_thread() is threading.main_thread())
     if code: sys.exit(code)
 
-# %% ../../nbs/plugin.cli.ipynb #49bf673d
+# %% ../../nbs/plugin.cli.ipynb #76c431cc
 def create_run(client: PodClient, metadata: dict, container: str = None, config: dict = None, account_id: str = None) -> PluginRun:
     "A new PluginRun in the Pod for the plugin in `metadata` (which makes the Pod start it)."
     run = PluginRun(id=uuid4().hex, pluginModule=metadata["pluginModule"], pluginName=metadata["pluginName"],
@@ -229,7 +229,7 @@ def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
     try: return wait_for_status(client.api, run_id, FINAL_STATES, timeout=timeout, on_poll=show)
     finally: bar.close()
 
-# %% ../../nbs/plugin.cli.ipynb #ffe6cc0a
+# %% ../../nbs/plugin.cli.ipynb #de915b15
 def _metadata_from_path(plugin_path: str) -> dict:
     module, _, name = (plugin_path or "").rpartition(".")
     if not module: raise CLIError(f"--plugin_path must be module.Class, got {plugin_path!r}")

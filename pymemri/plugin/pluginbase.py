@@ -6,7 +6,7 @@
 __all__ = ['PluginError', 'PluginAborted', 'PluginBase', 'ExamplePlugin', 'config_parameters', 'plugin_about', 'check_config',
            'load_plugin_class']
 
-# %% ../../nbs/plugin.pluginbase.ipynb #9bd0c9cf
+# %% ../../nbs/plugin.pluginbase.ipynb #6c3b85eb
 import importlib
 import inspect
 import threading
@@ -18,7 +18,7 @@ from ..data.schema import PluginRun
 from ..pod.client import Dog, PodClient
 from .states import RunStatus
 
-# %% ../../nbs/plugin.pluginbase.ipynb #fa4a0c06
+# %% ../../nbs/plugin.pluginbase.ipynb #8ca63f11
 class PluginError(ValueError):
     "A plugin that can't be loaded, configured or run as asked; the message says what to fix."
 
@@ -51,7 +51,7 @@ class PluginBase:
 
     def __repr__(self): return f"{type(self).__name__}(run {self.pluginRun.id or 'not stored'})"
 
-# %% ../../nbs/plugin.pluginbase.ipynb #3ec40dd9
+# %% ../../nbs/plugin.pluginbase.ipynb #5a87d1fe
 def _report(plugin: PluginBase, **changes):
     run = plugin.pluginRun
     for name, value in changes.items():
@@ -70,7 +70,7 @@ def set_status(self: PluginBase, status: str, message: str = None):
     "Move the run to `status` (a `RunStatus`), with an optional message."
     _report(self, status=str(RunStatus(status)), message=message)
 
-# %% ../../nbs/plugin.pluginbase.ipynb #be932867
+# %% ../../nbs/plugin.pluginbase.ipynb #b71f3a49
 class ExamplePlugin(PluginBase):
     "Creates a Dog called `dog_name` in the Pod: the smallest plugin that does something."
     schema_classes = [Dog]
@@ -84,7 +84,7 @@ class ExamplePlugin(PluginBase):
         self.client.create(Dog(name=self.dog_name))
         self.set_progress(1.0, "done")
 
-# %% ../../nbs/plugin.pluginbase.ipynb #e118ace7
+# %% ../../nbs/plugin.pluginbase.ipynb #67d0407e
 _PLUGIN_ARGUMENTS = {"self", "pluginRun", "client"}
 
 def config_parameters(cls: type) -> dict:
@@ -99,7 +99,7 @@ def config_parameters(cls: type) -> dict:
         if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()): break
     return parameters
 
-# %% ../../nbs/plugin.pluginbase.ipynb #c157f9bc
+# %% ../../nbs/plugin.pluginbase.ipynb #a54d928b
 def _type_name(annotation) -> str:
     return "any" if annotation is inspect.Parameter.empty else getattr(annotation, "__name__", str(annotation))
 
@@ -113,7 +113,7 @@ def plugin_about(cls: type) -> dict:
                                        if name not in ("id", "dateCreated", "dateModified", "dateServerModified", "deleted")}
                        for item in cls.schema_classes}}
 
-# %% ../../nbs/plugin.pluginbase.ipynb #3bf2c9ad
+# %% ../../nbs/plugin.pluginbase.ipynb #12c3dd99
 _SIMPLE_TYPES = (str, int, float, bool)
 
 def check_config(cls: type, config) -> dict:
@@ -132,7 +132,7 @@ def check_config(cls: type, config) -> dict:
     if missing: raise PluginError(f"{name} needs config {', '.join(missing)}")
     return config
 
-# %% ../../nbs/plugin.pluginbase.ipynb #58f451d9
+# %% ../../nbs/plugin.pluginbase.ipynb #053d7e74
 def load_plugin_class(module: str, name: str) -> type:
     "The plugin class `name` from `module`."
     if not module or not name: raise PluginError("a plugin is named by pluginModule and pluginName; one of them is missing")

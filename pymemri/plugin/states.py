@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['FINAL_STATES', 'RunStatus', 'wait_for_status', 'StatusListener']
 
-# %% ../../nbs/plugin.states.ipynb #2e08f442
+# %% ../../nbs/plugin.states.ipynb #29c1b060
 import threading
 import time
 from enum import StrEnum
 
 from ..pod.api import PodAPI, PodError
 
-# %% ../../nbs/plugin.states.ipynb #5d456df7
+# %% ../../nbs/plugin.states.ipynb #f3c7fe25
 class RunStatus(StrEnum):
     "The states of a PluginRun, as the Pod and the app know them."
     idle = "idle"
@@ -26,7 +26,7 @@ class RunStatus(StrEnum):
 
 FINAL_STATES = frozenset({RunStatus.done, RunStatus.error, RunStatus.aborted})
 
-# %% ../../nbs/plugin.states.ipynb #8b0a818f
+# %% ../../nbs/plugin.states.ipynb #cef95913
 def wait_for_status(api: PodAPI, run_id: str, statuses, timeout: float = None, interval: float = 0.1, on_poll=None) -> dict:
     "The run's JSON once its status is in `statuses`; a `TimeoutError` after `timeout` seconds."
     statuses, deadline = {str(status) for status in statuses}, timeout and time.monotonic() + timeout
@@ -39,7 +39,7 @@ def wait_for_status(api: PodAPI, run_id: str, statuses, timeout: float = None, i
             raise TimeoutError(f"PluginRun {run_id} is still {found[0].get('status')!r} after {timeout} s")
         time.sleep(interval)
 
-# %% ../../nbs/plugin.states.ipynb #7ce5cd76
+# %% ../../nbs/plugin.states.ipynb #bcb309c9
 class StatusListener:
     "Calls `on_status` (once) when the run's status reaches one of `statuses`."
     def __init__(self, api: PodAPI, run_id: str, statuses, on_status, interval: float = 0.25):

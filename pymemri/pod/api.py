@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_POD_ADDRESS', 'PodError', 'PodBadRequest', 'PodAuthError', 'PodNotFound', 'PodConflict', 'PodUnavailable',
            'PodServerError', 'error_for', 'client_auth', 'plugin_auth', 'PodAPI']
 
-# %% ../../nbs/pod.api.ipynb #1407b043
+# %% ../../nbs/pod.api.ipynb #c4275c79
 import hashlib
 import json
 import os
@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-# %% ../../nbs/pod.api.ipynb #b872a6d2
+# %% ../../nbs/pod.api.ipynb #71f5bf4d
 class PodError(Exception):
     "A request the Pod refused (`status`) or did not answer (`status` None)."
     def __init__(self, status, message: str, endpoint: str = "", url: str = ""):
@@ -36,7 +36,7 @@ class PodConflict(PodError): "It exists already (409)."
 class PodUnavailable(PodError): "No Pod answered, or it could not serve the request now."
 class PodServerError(PodError): "The Pod failed while serving the request (500)."
 
-# %% ../../nbs/pod.api.ipynb #594807d5
+# %% ../../nbs/pod.api.ipynb #e5ef26c9
 _ERRORS = {400: PodBadRequest, 413: PodBadRequest, 422: PodBadRequest, 401: PodAuthError, 403: PodAuthError,
            404: PodNotFound, 409: PodConflict, 502: PodUnavailable, 503: PodUnavailable, 504: PodUnavailable}
 
@@ -46,7 +46,7 @@ def error_for(status: int, text: str, endpoint: str = "", url: str = "") -> PodE
     kind = _ERRORS.get(status, PodServerError if status >= 500 else PodError)
     return kind(status, message, endpoint, url)
 
-# %% ../../nbs/pod.api.ipynb #fc4c73d9
+# %% ../../nbs/pod.api.ipynb #bf9671a6
 def client_auth(database_key: str) -> dict:
     "The auth object for a database key."
     return {"type": "ClientAuth", "databaseKey": database_key}
@@ -58,7 +58,7 @@ def plugin_auth(auth_json) -> dict:
         raise ValueError("POD_AUTH_JSON must be a JSON object with a data field, as the Pod sets it")
     return {"type": "PluginAuth", **token}
 
-# %% ../../nbs/pod.api.ipynb #20c0e645
+# %% ../../nbs/pod.api.ipynb #cb3a195d
 DEFAULT_POD_ADDRESS = "http://localhost:3030"
 
 class PodAPI:
@@ -73,7 +73,7 @@ class PodAPI:
 
     def __repr__(self): return f"PodAPI({self.url}, owner {str(self.owner_key)[:8]}…)"
 
-# %% ../../nbs/pod.api.ipynb #7de00418
+# %% ../../nbs/pod.api.ipynb #75fe47cc
 def _request(api: PodAPI, endpoint: str, url: str, **kwargs) -> requests.Response:
     "Send one request; a `PodError` for anything but 200."
     try: response = api.session.request(kwargs.pop("method", "POST"), url, timeout=(5, api.timeout), **kwargs)
@@ -90,7 +90,7 @@ def _post(self: PodAPI, endpoint: str, payload=None, payload_json: bytes = None,
                         headers={"Content-Type": "application/json"})
     return response.content if raw else orjson.loads(response.content)
 
-# %% ../../nbs/pod.api.ipynb #fb1187a5
+# %% ../../nbs/pod.api.ipynb #84406979
 @patch
 def version(self: PodAPI) -> dict:
     "The Pod's version information (`GET /version`)."
@@ -116,7 +116,7 @@ def delete_item(self: PodAPI, item_id: str):
     "Mark an item deleted."
     return self._post("delete_item", item_id)
 
-# %% ../../nbs/pod.api.ipynb #8af5fb2a
+# %% ../../nbs/pod.api.ipynb #9a924f36
 @patch
 def search(self: PodAPI, query: dict) -> list:
     "The items matching `query`."
@@ -143,7 +143,7 @@ def send_email(self: PodAPI, to: str, subject: str = "", body: str = ""):
     "Ask the Pod to email `to`."
     return self._post("send_email", {"to": to, "subject": subject, "body": body})
 
-# %% ../../nbs/pod.api.ipynb #54b4dbd1
+# %% ../../nbs/pod.api.ipynb #19b2e96d
 @patch
 def upload_file(self: PodAPI, data: bytes, sha256: str = None):
     "Upload the bytes of a file whose `File` item (with this `sha256`) exists."

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['parse_envelope', 'PluginAuthority', 'database_key', 'parse_owners', 'check_owner_allowed']
 
-# %% ../../nbs/pod.auth.ipynb #c8f2b22e
+# %% ../../nbs/pod.auth.ipynb #5662afcf
 import hashlib
 import re
 import secrets
@@ -17,7 +17,7 @@ from nacl.exceptions import CryptoError
 from .db import PodFailure, normalise_key
 from .store import _describe
 
-# %% ../../nbs/pod.auth.ipynb #2985101c
+# %% ../../nbs/pod.auth.ipynb #fcade53e
 def parse_envelope(body: bytes) -> tuple:
     "`(auth, payload)` from a request body, or a 400 failure saying what is missing."
     try: envelope = orjson.loads(body)
@@ -27,14 +27,14 @@ def parse_envelope(body: bytes) -> tuple:
         if field not in envelope: raise PodFailure(400, f"the body has no {field}")
     return envelope["auth"], envelope["payload"]
 
-# %% ../../nbs/pod.auth.ipynb #1b4b5c57
+# %% ../../nbs/pod.auth.ipynb #a54aa088
 def _key_bytes(database_key: str) -> bytes:
     "What a token seals for `database_key`: 32 raw bytes for 64 hex characters, else the text (not 32 bytes)."
     if re.fullmatch(r"[0-9A-F]{64}", database_key): return bytes.fromhex(database_key)
     text = database_key.encode()
     return text + b"\0" if len(text) == 32 else text
 
-# %% ../../nbs/pod.auth.ipynb #e209fc60
+# %% ../../nbs/pod.auth.ipynb #6794edc1
 class PluginAuthority:
     "Issues and opens the PluginAuth tokens of one Pod process."
     def __init__(self): self._secret = secrets.token_bytes(32)
@@ -57,7 +57,7 @@ class PluginAuthority:
             raise PodFailure(401, "PluginAuth token is not valid here (altered, or issued before the Pod restarted)") from None
         return normalise_key(key.hex() if len(key) == 32 else key.rstrip(b"\0").decode())
 
-# %% ../../nbs/pod.auth.ipynb #8590930c
+# %% ../../nbs/pod.auth.ipynb #8135a2d3
 def database_key(auth, authority: PluginAuthority) -> str:
     "The normalised database key a request's `auth` carries or unlocks."
     if type(auth) is not dict: raise PodFailure(400, f"auth must be an object, got {_describe(auth)}")
@@ -65,7 +65,7 @@ def database_key(auth, authority: PluginAuthority) -> str:
     if auth.get("type") == "PluginAuth": return authority.open(auth.get("data"))
     raise PodFailure(400, "auth.type must be \"ClientAuth\" or \"PluginAuth\"")
 
-# %% ../../nbs/pod.auth.ipynb #d907c4fe
+# %% ../../nbs/pod.auth.ipynb #f4e3fdd2
 def parse_owners(owners: str):
     "`'ANY'`, or the set of allowed owner hashes in a comma-separated list."
     if owners.strip() == "ANY": return "ANY"

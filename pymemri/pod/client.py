@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['BULK_PARTS', 'Dog', 'PodClient']
 
-# %% ../../nbs/pod.client.ipynb #2816a9bf
+# %% ../../nbs/pod.client.ipynb #a5b36227
 import hashlib
 from datetime import datetime
 from uuid import uuid4
@@ -19,7 +19,7 @@ from ..data.schema import CENTRAL_SCHEMA, schema_items
 from .api import PodAPI, PodBadRequest, PodConflict, PodError, PodNotFound, client_auth, plugin_auth
 from .keys import generate_random_key, read_keys
 
-# %% ../../nbs/pod.client.ipynb #8c98e856
+# %% ../../nbs/pod.client.ipynb #2d141b71
 class Dog(Item):
     "An example item type for documentation and tests."
     name: str
@@ -27,7 +27,7 @@ class Dog(Item):
     bites: bool
     weight: float
 
-# %% ../../nbs/pod.client.ipynb #4b5387ad
+# %% ../../nbs/pod.client.ipynb #b06d98b3
 class PodClient:
     "Items in one owner's Pod, as Python objects."
     def __init__(self, url: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030)
@@ -54,7 +54,7 @@ class PodClient:
 
     def __repr__(self): return f"PodClient({self.url}, owner {self.owner_key[:8]}…)"
 
-# %% ../../nbs/pod.client.ipynb #aa978617
+# %% ../../nbs/pod.client.ipynb #cbec685f
 @patch
 def add_to_schema(self: PodClient, *classes: type):
     "Declare the properties of the item `classes` in the Pod."
@@ -65,7 +65,7 @@ def add_to_schema(self: PodClient, *classes: type):
         raise PodBadRequest(error.status, f"could not declare {names}: {error.message}", error.endpoint, error.url) from None
     self.declared.update(cls.__name__ for cls in classes)
 
-# %% ../../nbs/pod.client.ipynb #22db56aa
+# %% ../../nbs/pod.client.ipynb #5c256a7c
 def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodError:
     "`error` with what was being done, and a hint when the item's type was never declared."
     hint = ""
@@ -88,7 +88,7 @@ def create(self: PodClient, item: Item) -> Item:
     item.mark_saved()
     return item
 
-# %% ../../nbs/pod.client.ipynb #2ba31bb5
+# %% ../../nbs/pod.client.ipynb #2eeef9d3
 @patch
 def get(self: PodClient, item_id: str, expanded: bool = True) -> Item:
     "The item with `item_id`, with its edges and their targets if `expanded`."
@@ -101,7 +101,7 @@ def exists(self: PodClient, item_id: str) -> bool:
     "Whether the Pod has an item with `item_id`."
     return bool(self.api.get_item(item_id))
 
-# %% ../../nbs/pod.client.ipynb #44023fe6
+# %% ../../nbs/pod.client.ipynb #eb00afcf
 @patch
 def update_item(self: PodClient, item: Item):
     "Store the changes made to `item` (and its new edges)."
@@ -120,7 +120,7 @@ def delete(self: PodClient, item: Item):
     item.deleted = True
     item.mark_saved()
 
-# %% ../../nbs/pod.client.ipynb #c082b43f
+# %% ../../nbs/pod.client.ipynb #e5540959
 def _query(filters, properties: dict) -> dict:
     "The Pod query for a class or dict of `filters` plus `properties`."
     query = {"type": filters.__name__} if isinstance(filters, type) else dict(filters or {})
@@ -134,7 +134,7 @@ def search(self: PodClient, filters=None, include_edges: bool = True, **properti
     if include_edges: query["[[edges]]"] = {}
     return [Item.from_json(result) for result in self.api.search(query)]
 
-# %% ../../nbs/pod.client.ipynb #92f27e86
+# %% ../../nbs/pod.client.ipynb #2f3ed6d2
 @patch
 def search_paginate(self: PodClient, filters=None, page_size: int = 1000, include_edges: bool = True, **properties):
     "Pages (lists) of `page_size` items matching `filters` and `properties`, oldest first."
@@ -152,7 +152,7 @@ def search_paginate(self: PodClient, filters=None, page_size: int = 1000, includ
         query["dateServerModified>="] = found[-1]["dateServerModified"] + 1
     if waiting: yield [Item.from_json(result) for result in waiting]
 
-# %% ../../nbs/pod.client.ipynb #8538b5b2
+# %% ../../nbs/pod.client.ipynb #631df7c2
 @patch
 def create_edges(self: PodClient, edges: list):
     "Create `edges` (Edge objects) between items already in the Pod."
@@ -170,7 +170,7 @@ def get_edges(self: PodClient, item: Item, direction: str = "Outgoing") -> list:
     if direction == "Outgoing": return [Edge(item, Item.from_json(edge["item"]), edge["name"]) for edge in found]
     return [Edge(Item.from_json(edge["item"]), item, edge["name"]) for edge in found]
 
-# %% ../../nbs/pod.client.ipynb #628e7e95
+# %% ../../nbs/pod.client.ipynb #ebbdd450
 BULK_PARTS = ("createItems", "updateItems", "deleteItems", "createEdges")
 
 def _bulk_operations(create_items, update_items, delete_items, create_edges) -> list:
@@ -183,7 +183,7 @@ def _bulk_operations(create_items, update_items, delete_items, create_edges) -> 
     return [(part, orjson.dumps(value)) for part, values in zip(BULK_PARTS, (
         [item.to_json() for item in items], updates, deletes, [edge.to_json() for edge in edges])) for value in values]
 
-# %% ../../nbs/pod.client.ipynb #83d11790
+# %% ../../nbs/pod.client.ipynb #996ca8e6
 def _batches(operations: list, max_bytes: int):
     "Lists of operations whose bulk payloads stay under `max_bytes`."
     envelope = 300  # the auth, the part names and the brackets
@@ -201,7 +201,7 @@ def _bulk_json(batch: list) -> bytes:
     for part, value in batch: parts.setdefault(part, []).append(value)
     return b"{" + b",".join(b'"%s":[%s]' % (part.encode(), b",".join(values)) for part, values in parts.items()) + b"}"
 
-# %% ../../nbs/pod.client.ipynb #e00d8ddc
+# %% ../../nbs/pod.client.ipynb #0e13cbaf
 @patch
 def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=(), create_edges=(),
                 max_bytes: int = 5_000_000, show_progress: bool = None) -> int:
@@ -221,7 +221,7 @@ def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=
     for item in [*create_items, *update_items]: item.mark_saved()
     return len(batches)
 
-# %% ../../nbs/pod.client.ipynb #e6f82066
+# %% ../../nbs/pod.client.ipynb #e062d4b8
 @patch
 def upload_file(self: PodClient, data: bytes) -> str:
     "Upload `data` for the File item with its SHA-256 (create that first); the SHA-256."
@@ -237,7 +237,7 @@ def get_file(self: PodClient, sha256: str) -> bytes:
     "The bytes of the file with `sha256`."
     return self.api.get_file(sha256)
 
-# %% ../../nbs/pod.client.ipynb #6f49a4c3
+# %% ../../nbs/pod.client.ipynb #8af9935e
 @patch
 def send_email(self: PodClient, to: str, subject: str = "", body: str = ""):
     "Ask the Pod to send an email."

@@ -6,7 +6,7 @@
 __all__ = ['TABLES_SQL', 'BUILTIN_SCHEMA', 'IMPLICIT_SCHEMA', 'PodFailure', 'check_owner', 'normalise_key', 'cipher_key',
            'now_millis', 'OwnerDatabase', 'Store']
 
-# %% ../../nbs/pod.db.ipynb #75a8becc
+# %% ../../nbs/pod.db.ipynb #93c21a24
 import hashlib
 import hmac
 import re
@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlcipher3
 from fastcore.basics import patch
 
-# %% ../../nbs/pod.db.ipynb #4c0f9ef1
+# %% ../../nbs/pod.db.ipynb #10aa7c99
 class PodFailure(Exception):
     "A request the embedded Pod refuses: the HTTP `status` and the `message` sent back."
     def __init__(self, status: int, message: str):
@@ -27,7 +27,7 @@ class PodFailure(Exception):
 
     def __repr__(self): return f"PodFailure({self.status}, {self.message!r})"
 
-# %% ../../nbs/pod.db.ipynb #ac5419ee
+# %% ../../nbs/pod.db.ipynb #98033b88
 def check_owner(owner: str) -> str:
     "`owner` if it is a safe owner name (1-128 letters and digits), else a 400 failure."
     if not re.fullmatch(r"[0-9a-zA-Z]{1,128}", owner):
@@ -42,12 +42,12 @@ def normalise_key(key) -> str:
         raise PodFailure(400, "databaseKey may hold only letters and digits (64 hexadecimal characters recommended)")
     return key
 
-# %% ../../nbs/pod.db.ipynb #426d0d58
+# %% ../../nbs/pod.db.ipynb #dea441cd
 def cipher_key(key: str) -> str:
     "The 64 hex characters SQLCipher is keyed with, for a normalised database key."
     return key if re.fullmatch(r"[0-9A-F]{64}", key) else hashlib.sha256(key.encode()).hexdigest().upper()
 
-# %% ../../nbs/pod.db.ipynb #8921e68b
+# %% ../../nbs/pod.db.ipynb #3d5508b4
 TABLES_SQL = """
 CREATE TABLE items (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL,
   dateCreated INTEGER NOT NULL, dateModified INTEGER NOT NULL,
@@ -67,7 +67,7 @@ CREATE INDEX idx_{table}_name_value ON {table}(name, value);
 CREATE INDEX idx_{table}_name_item ON {table}(name, item);
 """ for table, kind in (("integers", "INTEGER"), ("strings", "TEXT"), ("reals", "REAL")))
 
-# %% ../../nbs/pod.db.ipynb #deed58bc
+# %% ../../nbs/pod.db.ipynb #d33c3061
 BUILTIN_SCHEMA = [  # (id, itemType, propertyName, valueType)
     ("ad61e2770eb64d81a3ddfa03fa5f887f", "ItemPropertySchema", "itemType", "Text"),
     ("7bce841921beb3295634b224bc75a990", "ItemPropertySchema", "propertyName", "Text"),
@@ -87,7 +87,7 @@ BUILTIN_SCHEMA = [  # (id, itemType, propertyName, valueType)
 # Properties every database knows without a stored declaration: those of ItemEdgeSchema items.
 IMPLICIT_SCHEMA = {"edgeName": "Text", "sourceType": "Text", "targetType": "Text"}
 
-# %% ../../nbs/pod.db.ipynb #92d8c825
+# %% ../../nbs/pod.db.ipynb #ce29dffc
 def now_millis() -> int:
     "The wall clock in integer milliseconds since the epoch."
     return time.time_ns() // 1_000_000
@@ -105,7 +105,7 @@ def _connect(path: Path, key: str):
         connection.execute(f"PRAGMA {pragma}")
     return connection
 
-# %% ../../nbs/pod.db.ipynb #49f893a3
+# %% ../../nbs/pod.db.ipynb #0175eee3
 class OwnerDatabase:
     "One owner's encrypted database, used by one request at a time."
     def __init__(self, path: Path, key: str, clock=now_millis):
@@ -122,7 +122,7 @@ class OwnerDatabase:
 
     def __repr__(self): return f"OwnerDatabase({self.path.name})"
 
-# %% ../../nbs/pod.db.ipynb #7c3a2929
+# %% ../../nbs/pod.db.ipynb #804319e5
 @patch
 @contextmanager
 def write(self: OwnerDatabase):
@@ -143,7 +143,7 @@ def read(self: OwnerDatabase):
     "Use the database for reading, alone."
     with self.lock: yield self
 
-# %% ../../nbs/pod.db.ipynb #f0cb4a1d
+# %% ../../nbs/pod.db.ipynb #7264f7f0
 @patch
 def load_schema(self: OwnerDatabase):
     "Read the property declarations into `schema` and `schema_ids`."
@@ -170,7 +170,7 @@ def _migrate(self: OwnerDatabase):
         self.connection.execute("PRAGMA user_version = 1")
     self.load_schema()
 
-# %% ../../nbs/pod.db.ipynb #d2b10ced
+# %% ../../nbs/pod.db.ipynb #dd590bda
 class Store:
     "Every owner's database under `data_dir`, opened on first use and kept open."
     def __init__(self, data_dir: Path, clock=now_millis):

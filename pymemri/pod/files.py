@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['check_sha256', 'store_file', 'read_file']
 
-# %% ../../nbs/pod.files.ipynb #9b1259e4
+# %% ../../nbs/pod.files.ipynb #d9e559ac
 import hashlib
 import os
 import re
@@ -17,7 +17,7 @@ from nacl.exceptions import CryptoError
 
 from .db import OwnerDatabase, PodFailure
 
-# %% ../../nbs/pod.files.ipynb #aafe3a89
+# %% ../../nbs/pod.files.ipynb #42550110
 def check_sha256(sha256: str) -> str:
     "`sha256` if it is 64 hex characters, else a 400 failure."
     if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256): raise PodFailure(400, "sha256 must be 64 hexadecimal characters")
@@ -27,7 +27,7 @@ def _items_with_sha256(database: OwnerDatabase, sha256: str) -> list:
     return database.connection.execute("SELECT item FROM strings WHERE name = 'sha256' AND value = ? ORDER BY item",
                                        (sha256,)).fetchall()
 
-# %% ../../nbs/pod.files.ipynb #bf15ebad
+# %% ../../nbs/pod.files.ipynb #3dcf1d29
 def _write_once(path: Path, data: bytes):
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
@@ -57,7 +57,7 @@ def store_file(database: OwnerDatabase, folder: Path, sha256: str, body: bytes):
         if written: path.unlink(missing_ok=True)
         raise
 
-# %% ../../nbs/pod.files.ipynb #8ea4a4de
+# %% ../../nbs/pod.files.ipynb #72feba42
 def read_file(database: OwnerDatabase, folder: Path, sha256: str) -> bytes:
     "The bytes stored under `sha256`."
     path = Path(folder) / check_sha256(sha256)

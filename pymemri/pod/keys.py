@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['pymemri_home', 'keys_path', 'generate_random_key', 'write_keys', 'read_keys']
 
-# %% ../../nbs/pod.keys.ipynb #75eaf4fd
+# %% ../../nbs/pod.keys.ipynb #654345da
 import json
 import os
 import secrets
 from pathlib import Path
 
-# %% ../../nbs/pod.keys.ipynb #052dc05b
+# %% ../../nbs/pod.keys.ipynb #2407fe4f
 def pymemri_home() -> Path:
     "The folder pymemri keeps its files in: `$PYMEMRI_HOME`, else `~/.pymemri`."
     return Path(os.environ.get("PYMEMRI_HOME") or Path.home() / ".pymemri").expanduser()
@@ -20,12 +20,12 @@ def keys_path() -> Path:
     "The file `store_keys` writes and the command-line tools read."
     return pymemri_home() / "pod_keys" / "keys.json"
 
-# %% ../../nbs/pod.keys.ipynb #9cb516f8
+# %% ../../nbs/pod.keys.ipynb #36769645
 def generate_random_key() -> str:
     "A new random key: 64 hexadecimal characters."
     return secrets.token_hex(32)
 
-# %% ../../nbs/pod.keys.ipynb #c62e03ef
+# %% ../../nbs/pod.keys.ipynb #f46bc54f
 def write_keys(owner_key: str, database_key: str, path: Path = None) -> Path:
     "Store the two keys in `path` (default `keys_path()`), readable by the current user only."
     path = Path(path or keys_path())

@@ -6,7 +6,7 @@
 __all__ = ['RUN_PLUGIN_COMMAND', 'logger', 'PLUGIN_RUNNERS', 'PluginLaunch', 'ProcessLauncher', 'DockerLauncher',
            'KubernetesLauncher', 'make_launcher']
 
-# %% ../../nbs/pod.launchers.ipynb #c9b8f3e9
+# %% ../../nbs/pod.launchers.ipynb #e2cd816d
 import json
 import logging
 import os
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../../nbs/pod.launchers.ipynb #13aa2484
+# %% ../../nbs/pod.launchers.ipynb #cbb1f758
 @dataclass
 class PluginLaunch:
     "Everything a launcher needs to start one plugin run."
@@ -34,7 +34,7 @@ class PluginLaunch:
         return {"POD_FULL_ADDRESS": self.pod_address, "POD_TARGET_ITEM": json.dumps(self.target_item),
                 "POD_PLUGINRUN_ID": self.run_id, "POD_OWNER": self.owner, "POD_AUTH_JSON": json.dumps(self.auth_token)}
 
-# %% ../../nbs/pod.launchers.ipynb #5f699963
+# %% ../../nbs/pod.launchers.ipynb #a6fe88e4
 RUN_PLUGIN_COMMAND = [sys.executable, "-c", "from pymemri.plugin.cli import run_plugin; run_plugin.__wrapped__(read_args_from_env=True)"]
 logger = logging.getLogger("pymemri.pod")
 
@@ -69,7 +69,7 @@ class ProcessLauncher:
         logger.info("plugin run %s exited with code %s", launch.run_id, code)
         if self.on_exit: self.on_exit(launch, code, self.log_path(launch))
 
-# %% ../../nbs/pod.launchers.ipynb #2980c78b
+# %% ../../nbs/pod.launchers.ipynb #4a6f2dc6
 def _alphanumeric(text: str) -> str: return re.sub(r"[^a-zA-Z0-9]", "", text)
 
 class DockerLauncher(ProcessLauncher):
@@ -85,7 +85,7 @@ class DockerLauncher(ProcessLauncher):
                 *[f"--env={name}={value}" for name, value in launch.environment().items()],
                 f"--name={name}", "--rm", "--", launch.image]
 
-# %% ../../nbs/pod.launchers.ipynb #1301aab2
+# %% ../../nbs/pod.launchers.ipynb #7402abc4
 def _kubernetes_api():
     try: from kubernetes import client, config
     except ImportError:
@@ -119,7 +119,7 @@ class KubernetesLauncher:
         "Create the Kubernetes Pod; return once the cluster accepted it."
         _kubernetes_api().create_namespaced_pod(namespace=self.namespace, body=self.manifest(launch))
 
-# %% ../../nbs/pod.launchers.ipynb #e60a9fe4
+# %% ../../nbs/pod.launchers.ipynb #711973b2
 PLUGIN_RUNNERS = ("process", "docker", "kubernetes")
 
 def make_launcher(plugin_runner: str, data_dir: Path, on_exit=None, docker_network: str = "host",

@@ -6,11 +6,11 @@
 __all__ = ['ITEM_COLUMNS', 'BASE_FILTERS', 'OPTIONS', 'items_json', 'items_by_rowid', 'attach_edges', 'search', 'get_item',
            'get_edges']
 
-# %% ../../nbs/pod.search.ipynb #0d645c94
+# %% ../../nbs/pod.search.ipynb #80fc70e5
 from .db import OwnerDatabase, PodFailure
 from .store import INT64_MAX, INT64_MIN, _describe, _json_list, rowid_of, stored_value, value_type_of, VALUE_TABLES
 
-# %% ../../nbs/pod.search.ipynb #f4020341
+# %% ../../nbs/pod.search.ipynb #5ab8bd4a
 ITEM_COLUMNS = "rowid, id, type, dateCreated, dateModified, dateServerModified, deleted"
 _CONVERT = {"Bool": bool, "Real": float}
 
@@ -38,7 +38,7 @@ def items_by_rowid(database: OwnerDatabase, rowids: list) -> dict:
                                        (_json_list(list(set(rowids))),)).fetchall()
     return {row[0]: item for row, item in zip(rows, items_json(database, rows))}
 
-# %% ../../nbs/pod.search.ipynb #20d2d275
+# %% ../../nbs/pod.search.ipynb #6be4f9b5
 def attach_edges(database: OwnerDatabase, results: list, rowids: list, incoming: bool):
     "Add `[[edges]]` (or `~[[edges]]`) to each of `results`, whose rowids are `rowids`."
     root, other = ("target", "source") if incoming else ("source", "target")
@@ -52,7 +52,7 @@ def attach_edges(database: OwnerDatabase, results: list, rowids: list, incoming:
     key = "~[[edges]]" if incoming else "[[edges]]"
     for result, rowid in zip(results, rowids): result[key] = by_root.get(rowid, [])
 
-# %% ../../nbs/pod.search.ipynb #9fff5aef
+# %% ../../nbs/pod.search.ipynb #661ed116
 BASE_FILTERS = {"id": str, "type": str, "deleted": bool, "dateCreated": int, "dateModified": int,
                 "dateServerModified": int, "dateServerModified>=": int, "dateServerModified<": int}
 OPTIONS = ("_sortOrder", "_limit", "[[edges]]", "~[[edges]]")
@@ -71,7 +71,7 @@ def _check_options(query: dict):
         if query.get(key) is not None and type(query[key]) is not dict:
             raise PodFailure(400, f"{key} must be an object (usually {{}}), got {_describe(query[key])}")
 
-# %% ../../nbs/pod.search.ipynb #d7a69bfb
+# %% ../../nbs/pod.search.ipynb #6a32d829
 def _where(database: OwnerDatabase, query: dict) -> tuple:
     "The SQL conditions and parameters for the filters in `query`."
     conditions, parameters = [], []
@@ -88,7 +88,7 @@ def _where(database: OwnerDatabase, query: dict) -> tuple:
         parameters += [name, stored_value(name, value_type, value)]
     return " AND ".join(conditions) or "1", parameters
 
-# %% ../../nbs/pod.search.ipynb #7a5cfe06
+# %% ../../nbs/pod.search.ipynb #b0fe3b2b
 def _limited(cursor, limit):
     if limit is None: return cursor.fetchall()
     rows = cursor.fetchmany(limit) if limit else []
@@ -113,7 +113,7 @@ def search(database: OwnerDatabase, query: dict) -> list:
         if query.get(key) is not None: attach_edges(database, results, [row[0] for row in rows], incoming)
     return results
 
-# %% ../../nbs/pod.search.ipynb #1198f444
+# %% ../../nbs/pod.search.ipynb #07573679
 def get_item(database: OwnerDatabase, item_id) -> list:
     "`[item]` for `item_id`, or `[]`."
     if type(item_id) is not str: raise PodFailure(400, f"get_item takes an id string, got {_describe(item_id)}")

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_POD_ADDRESS', 'default_data_dir', 'PodServer', 'start_pod', 'pod_answers', 'pod_for_cli']
 
-# %% ../../nbs/pod.serve.ipynb #ae3d68ad
+# %% ../../nbs/pod.serve.ipynb #cf9b3fee
 import os
 import socket
 import sys
@@ -22,7 +22,7 @@ from .keys import pymemri_home
 from .launchers import PLUGIN_RUNNERS
 from .server import create_app
 
-# %% ../../nbs/pod.serve.ipynb #3818e7a2
+# %% ../../nbs/pod.serve.ipynb #0a733c75
 DEFAULT_POD_ADDRESS = "http://localhost:3030"
 
 def default_data_dir() -> Path:
@@ -40,7 +40,7 @@ class PodServer:
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
 
-# %% ../../nbs/pod.serve.ipynb #f0f5cf42
+# %% ../../nbs/pod.serve.ipynb #91e5f966
 def _serve(server: PodServer, sock: socket.socket):
     server._server.run(sockets=[sock])
 
@@ -72,7 +72,7 @@ def stop(self: PodServer):
     self.app.state.pod.store.close()
     self._server = None
 
-# %% ../../nbs/pod.serve.ipynb #7ca40612
+# %% ../../nbs/pod.serve.ipynb #31f65b5f
 @call_parse
 def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens the Pod to the network)
               port: int = 3030,  # Port to listen on
@@ -99,7 +99,7 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
     print(f"pymemri Pod on http://{host}:{port}, data in {data_dir}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../../nbs/pod.serve.ipynb #45ade151
+# %% ../../nbs/pod.serve.ipynb #06ab884f
 def pod_answers(url: str, timeout: float = 2) -> bool:
     "Whether a Pod answers `GET /version` at `url`."
     try: return "cargo" in requests.get(f"{url.rstrip('/')}/version", timeout=timeout).text

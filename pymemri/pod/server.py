@@ -9,7 +9,7 @@ __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'PREFLIGHT_HEADERS', 'BULK_PART
            'search_route', 'get_edges_route', 'create_edge', 'bulk', 'upload_file', 'upload_file_b', 'get_file',
            'send_email', 'trigger_status', 'add_routes', 'start_plugins', 'mark_failed', 'plugin_exited']
 
-# %% ../../nbs/pod.server.ipynb #4302144e
+# %% ../../nbs/pod.server.ipynb #def55d75
 import logging
 import smtplib
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ from .launchers import PluginLaunch, make_launcher
 from .search import get_edges, get_item, search
 from .store import create_edges, create_items, delete_items, update_items
 
-# %% ../../nbs/pod.server.ipynb #75d40970
+# %% ../../nbs/pod.server.ipynb #69d1280b
 logger = logging.getLogger("pymemri.pod")
 JSON_LIMIT, FILE_LIMIT = 5 * 2**20, 500 * 2**20
 
@@ -49,7 +49,7 @@ class PodState:
         "Where `owner`'s encrypted file blobs are kept."
         return self.data_dir / "files" / owner / "final"
 
-# %% ../../nbs/pod.server.ipynb #5fa3f3a4
+# %% ../../nbs/pod.server.ipynb #9b7d217f
 @dataclass
 class PodCall:
     "One JSON request, checked: the owner's open database, the key that opened it, and the payload."
@@ -81,7 +81,7 @@ def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
     check_owner_allowed(owner, state.owners)
     return state.store.database(owner, key)
 
-# %% ../../nbs/pod.server.ipynb #53f0cd26
+# %% ../../nbs/pod.server.ipynb #9c27c8f2
 def json_reply(value) -> Response:
     "A 200 reply carrying `value` as JSON."
     return Response(orjson.dumps(value), media_type="application/json")
@@ -90,7 +90,7 @@ def failure_reply(status: int, message: str) -> PlainTextResponse:
     "An error reply: `Failure: message` as text."
     return PlainTextResponse(f"Failure: {message}", status_code=status)
 
-# %% ../../nbs/pod.server.ipynb #210b5ef4
+# %% ../../nbs/pod.server.ipynb #940f40f5
 PREFLIGHT_HEADERS = [(b"access-control-allow-origin", b"*"), (b"access-control-allow-methods", b"HEAD, GET, POST, PUT"),
                      (b"access-control-allow-headers", b"Origin, X-Requested-With, Content-Type, Accept"),
                      (b"access-control-max-age", b"300"), (b"vary", b"origin"), (b"content-length", b"0")]
@@ -117,7 +117,7 @@ class PodHeaders:
             await send(message)
         await self.app(scope, receive, send_with_cors)
 
-# %% ../../nbs/pod.server.ipynb #c8a13451
+# %% ../../nbs/pod.server.ipynb #6c0a1f8d
 def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://localhost:3030",
                plugin_runner: str = "process", launcher=None, smtp: dict = None, shared_server: bool = False,
                clock=now_millis, **launcher_options) -> FastAPI:
@@ -133,7 +133,7 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
     app.add_middleware(PodHeaders)
     return app
 
-# %% ../../nbs/pod.server.ipynb #348996eb
+# %% ../../nbs/pod.server.ipynb #ae8af926
 def add_error_handlers(app: FastAPI, shared_server: bool):
     "Turn refusals into `Failure:` replies, and unknown routes into the reference's 404."
     @app.exception_handler(PodFailure)
@@ -149,13 +149,13 @@ def add_error_handlers(app: FastAPI, shared_server: bool):
         logger.exception("request to %s failed", request.url.path.split("/upload_file")[0])
         return failure_reply(500, f"internal error ({type(error).__name__})")
 
-# %% ../../nbs/pod.server.ipynb #bd05b968
+# %% ../../nbs/pod.server.ipynb #4ac028f2
 def version() -> Response:
     "The API version, as the reference Pod sends it."
     body = {"cargo": "0.4.4", "git_describe": None, "pymemri": pymemri.__version__}
     return PlainTextResponse(orjson.dumps(body).decode())
 
-# %% ../../nbs/pod.server.ipynb #e9699675
+# %% ../../nbs/pod.server.ipynb #2ac2055c
 def create_item(call: PodCall = Depends(pod_call)):
     "Create one item; its id."
     with call.database.write():
@@ -179,7 +179,7 @@ def delete_item(call: PodCall = Depends(pod_call)):
     with call.database.write(): delete_items(call.database, [call.payload], call.state.clock())
     return json_reply({})
 
-# %% ../../nbs/pod.server.ipynb #19a113a7
+# %% ../../nbs/pod.server.ipynb #30c68309
 def search_route(call: PodCall = Depends(pod_call)):
     "The items matching a query."
     with call.database.read(): return json_reply(search(call.database, call.payload))
@@ -192,7 +192,7 @@ def create_edge(call: PodCall = Depends(pod_call)):
     "Create one edge; its id."
     with call.database.write(): return json_reply(create_edges(call.database, [call.payload], call.state.clock())[0])
 
-# %% ../../nbs/pod.server.ipynb #1b0f2302
+# %% ../../nbs/pod.server.ipynb #be1029ae
 BULK_PARTS = ("createItems", "updateItems", "deleteItems", "createEdges", "search")
 
 def bulk(call: PodCall = Depends(pod_call)):
@@ -211,7 +211,7 @@ def bulk(call: PodCall = Depends(pod_call)):
     start_plugins(call, runs)
     return json_reply({"createItems": ids, "createEdges": edge_ids, "search": found})
 
-# %% ../../nbs/pod.server.ipynb #940c7508
+# %% ../../nbs/pod.server.ipynb #4b65ecea
 def upload_file(owner: str, key: str, sha256: str, request: Request, body: bytes = Depends(request_body)):
     "Store the body as the file named by its sha256 (auth: the database key in the path)."
     state = request.app.state.pod
@@ -234,7 +234,7 @@ def get_file(call: PodCall = Depends(pod_call)):
     data = read_file(call.database, call.state.files_dir(call.owner), call.payload["sha256"])
     return Response(data, media_type="application/octet-stream")
 
-# %% ../../nbs/pod.server.ipynb #f7fc67ba
+# %% ../../nbs/pod.server.ipynb #bf4e36db
 EMAIL_FOOTER = "This is an automated message from a Memri plugin. Please do not reply.\n\n"
 
 def send_email(call: PodCall = Depends(pod_call)):
@@ -257,7 +257,7 @@ def send_email(call: PodCall = Depends(pod_call)):
         raise PodFailure(400, f"could not send the email: {type(error).__name__}") from None
     return json_reply({})
 
-# %% ../../nbs/pod.server.ipynb #81149a1a
+# %% ../../nbs/pod.server.ipynb #24605c14
 def trigger_status(call: PodCall = Depends(pod_call)):
     "Take a trigger plugin's report on one item (logged, not stored)."
     payload = call.payload
@@ -266,7 +266,7 @@ def trigger_status(call: PodCall = Depends(pod_call)):
     logger.info("trigger %s on item %s: %s", payload["trigger_id"][:40], payload["item_id"][:40], payload["status"][:200])
     return json_reply({})
 
-# %% ../../nbs/pod.server.ipynb #a5e8a62e
+# %% ../../nbs/pod.server.ipynb #8fdb7177
 JSON_ROUTES = {"create_item": create_item, "get_item": get_item_route, "update_item": update_item,
                "delete_item": delete_item, "search": search_route, "get_edges": get_edges_route,
                "create_edge": create_edge, "bulk": bulk, "get_file": get_file, "send_email": send_email,
@@ -281,7 +281,7 @@ def add_routes(app: FastAPI, shared_server: bool = False):
         app.post("/v4/{owner}/upload_file/{key}/{sha256}")(upload_file)
         app.post("/v4/{owner}/upload_file_b/{auth:path}/{sha256}")(upload_file_b)
 
-# %% ../../nbs/pod.server.ipynb #9916ca40
+# %% ../../nbs/pod.server.ipynb #ee81a4b2
 def start_plugins(call: PodCall, run_ids: list):
     "Launch the plugin of each new PluginRun in `run_ids`."
     for run_id in run_ids:

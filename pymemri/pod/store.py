@@ -7,7 +7,7 @@ __all__ = ['VALUE_TABLES', 'INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVE
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'stored_value', 'check_update_name', 'value_type_of', 'declare',
            'create_items', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
 
-# %% ../../nbs/pod.store.ipynb #3598096e
+# %% ../../nbs/pod.store.ipynb #59978dbf
 import math
 import re
 import secrets
@@ -16,7 +16,7 @@ import orjson
 
 from .db import OwnerDatabase, PodFailure
 
-# %% ../../nbs/pod.store.ipynb #2db38387
+# %% ../../nbs/pod.store.ipynb #e2e3dff5
 VALUE_TABLES = {"Text": "strings", "Integer": "integers", "Bool": "integers", "DateTime": "integers", "Real": "reals"}
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 
@@ -37,7 +37,7 @@ def stored_value(name: str, value_type: str, value):
         if INT64_MIN <= millis <= INT64_MAX: return millis
     raise PodFailure(400, f"property {name!r} is {value_type}, got {_describe(value)}")
 
-# %% ../../nbs/pod.store.ipynb #13127553
+# %% ../../nbs/pod.store.ipynb #ff2a812e
 SQLITE_KEYWORDS = set("""ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE
 BEGIN BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS CURRENT
 CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE DEFAULT DEFERRABLE DEFERRED DELETE DESC DETACH DISTINCT DO
@@ -65,7 +65,7 @@ def value_type_of(database: OwnerDatabase, name: str) -> str:
     if value_type is None: raise PodFailure(400, f"property {name[:40]!r} is not defined in the schema")
     return value_type
 
-# %% ../../nbs/pod.store.ipynb #b453de5c
+# %% ../../nbs/pod.store.ipynb #a77cf221
 VALUE_TYPES = ("Text", "Integer", "Real", "Bool", "DateTime")
 
 def declare(database: OwnerDatabase, item: dict) -> str:
@@ -81,7 +81,7 @@ def declare(database: OwnerDatabase, item: dict) -> str:
         raise PodFailure(400, f"property {name!r} is already declared as {declared}, not {value_type}")
     return database.schema_ids.get(name) if declared else None
 
-# %% ../../nbs/pod.store.ipynb #18eef02a
+# %% ../../nbs/pod.store.ipynb #1bb2d965
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{6,36}")
 CREATE_BASE_KEYS = {"id", "type", "dateCreated", "dateModified", "dateServerModified", "deleted"}
 
@@ -99,7 +99,7 @@ def _new_id(item: dict) -> str:
         raise PodFailure(400, f"item id {str(item_id)[:40]!r} must be 6-36 letters, digits, - or _")
     return item_id
 
-# %% ../../nbs/pod.store.ipynb #b5ebda30
+# %% ../../nbs/pod.store.ipynb #6922ffa5
 def _property_rows(database: OwnerDatabase, rowid: int, item: dict, rows: dict):
     for name, value in item.items():
         if name in CREATE_BASE_KEYS or (name == "rowid" and type(value) is int): continue
@@ -117,7 +117,7 @@ def _json_list(values: list) -> str:
     "`values` as a JSON array, to pass a whole list as one SQL parameter (read back with `json_each`)."
     return orjson.dumps(values).decode()
 
-# %% ../../nbs/pod.store.ipynb #8a93f314
+# %% ../../nbs/pod.store.ipynb #c7c8e693
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
     if type(items) is not list: raise PodFailure(400, "createItems must be an array of items")
@@ -149,7 +149,7 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     for run_id in runs: _check_plugin_run(database, run_id)
     return ids, runs
 
-# %% ../../nbs/pod.store.ipynb #5f7651b0
+# %% ../../nbs/pod.store.ipynb #8b28d640
 def _check_plugin_run(database: OwnerDatabase, run_id: str):
     values = dict(database.connection.execute(
         "SELECT s.name, s.value FROM items i JOIN strings s ON s.item = i.rowid "
@@ -165,7 +165,7 @@ def rowid_of(database: OwnerDatabase, item_id) -> int:
     row = database.connection.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
     return row and row[0]
 
-# %% ../../nbs/pod.store.ipynb #eeb7659a
+# %% ../../nbs/pod.store.ipynb #e427504b
 def update_items(database: OwnerDatabase, updates: list, now: int):
     "Apply `updates` (update_item payloads)."
     if type(updates) is not list: raise PodFailure(400, "updateItems must be an array")
@@ -185,7 +185,7 @@ def update_items(database: OwnerDatabase, updates: list, now: int):
         if rowid is None: raise PodFailure(404, f"no item with id {item_id[:40]!r}")
         _apply_update(database, rowid, date_modified, deleted, changes, now)
 
-# %% ../../nbs/pod.store.ipynb #91e7d9d1
+# %% ../../nbs/pod.store.ipynb #ba79bb4c
 def _apply_update(database: OwnerDatabase, rowid: int, date_modified: int, deleted, changes: dict, now: int):
     connection = database.connection
     if changes and connection.execute("SELECT type FROM items WHERE rowid = ?", (rowid,)).fetchone()[0] == "ItemPropertySchema":
@@ -206,7 +206,7 @@ def delete_items(database: OwnerDatabase, ids: list, now: int):
         if rowid is None: raise PodFailure(404, f"no item with id {item_id[:40]!r}")
         _apply_update(database, rowid, now, True, {}, now)
 
-# %% ../../nbs/pod.store.ipynb #0e93e4cf
+# %% ../../nbs/pod.store.ipynb #acc50168
 def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
     "Store `edges` (create_edge payloads); their ids."
     if type(edges) is not list: raise PodFailure(400, "createEdges must be an array of edges")
@@ -234,7 +234,7 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
     _insert_edges(database, new_items, edge_rows, now)
     return ids
 
-# %% ../../nbs/pod.store.ipynb #19bad6f6
+# %% ../../nbs/pod.store.ipynb #b3cd817e
 def _rowids(database: OwnerDatabase, ids: list) -> dict:
     "Map of each existing item id in `ids` to its rowid."
     wanted = [item_id for item_id in set(ids) if type(item_id) is str]

@@ -10,6 +10,7 @@
 (d) Other owners, wrong keys, PluginAuth tokens from before a restart and uploads with a wrong
     sha256 are refused, and change nothing.
 """
+import copy
 import hashlib
 import json
 import os
@@ -64,6 +65,49 @@ json_values = st.recursive(scalars, lambda children: st.one_of(
 shaped = st.recursive(st.dictionaries(names, scalars, max_size=6), lambda children: st.dictionaries(
     names, st.one_of(scalars, children, st.lists(children, max_size=3)), max_size=6), max_leaves=10)
 payloads = st.one_of(json_values, shaped, st.lists(shaped, max_size=3))
+BOUNDARY_VALUES = [None, True, False, 0, -1, 1, 2**31 - 1, 2**31, 2**32, 2**53 + 1, 2**63 - 1, 2**63, -2**63, -2**63 - 1,
+                   2**64 - 1, 2**64, 10**30, 0.5, 1.5, -0.0, 1e308, 5e-324, "", "0", "x" * 100_000, "\ud800", "\x00",
+                   SQL_FRAGMENTS[0], [], {}, [None], {"": None}]
+values = st.one_of(st.sampled_from(BOUNDARY_VALUES), scalars, json_values)
+
+SHA_X = hashlib.sha256(b"x").hexdigest()
+ITEM_TEMPLATES = [{"type": "Person", "age": 3, "nick": "x"}, {"type": "Person", "id": "fuzz-new-1", "dateCreated": 5},
+                  {"type": "ItemPropertySchema", "itemType": "Person", "propertyName": "fuzzed", "valueType": "Text"},
+                  {"type": "PluginRun", "containerImage": "test-plugin", "targetItemId": "fuzz-item-1"},
+                  {"type": "File", "sha256": SHA_X}, {"type": "ItemEdgeSchema", "edgeName": "e", "sourceType": "A", "targetType": "B"}]
+UPDATE = {"id": "fuzz-item-1", "age": 4, "nick": "y", "deleted": False, "dateModified": 5}
+QUERY = {"type": "Person", "age": 1, "_limit": 5, "_sortOrder": "Asc", "[[edges]]": {}, "~[[edges]]": {}, "deleted": False,
+         "dateServerModified>=": 0, "dateServerModified<": 2**40, "id": "fuzz-item-1", "nick": "two"}
+EDGE = {"_source": "fuzz-item-1", "_target": "fuzz-item-2", "_name": "f"}
+TEMPLATES = {  # valid payloads of each endpoint, for the fuzzer to spoil
+    "create_item": ITEM_TEMPLATES, "update_item": [UPDATE], "get_item": ["fuzz-item-1"], "delete_item": ["fuzz-item-2"],
+    "search": [QUERY, {}], "get_edges": [{"item": "fuzz-item-1", "direction": "Outgoing", "expandItems": True}],
+    "create_edge": [EDGE, {**EDGE, "_self": "fuzz-item-2"}], "get_file": [{"sha256": SHA_X}],
+    "bulk": [{"createItems": ITEM_TEMPLATES[:3], "updateItems": [UPDATE], "deleteItems": ["fuzz-item-2"],
+              "createEdges": [EDGE], "search": [QUERY, {}]}],
+    "send_email": [{"to": "a@b.c", "subject": "s", "body": "b"}],
+    "trigger/status": [{"item_id": "fuzz-item-1", "trigger_id": "t", "status": "OK"}]}
+
+
+def objects_in(value) -> list:
+    "Every JSON object in `value`, itself included."
+    if type(value) is dict: return [value, *(inner for item in value.values() for inner in objects_in(item))]
+    if type(value) is list: return [inner for item in value for inner in objects_in(item)]
+    return []
+
+
+@st.composite
+def spoiled(draw, endpoint: str):
+    "A valid payload of `endpoint` with one to three of its values replaced, keys removed or keys added."
+    payload = copy.deepcopy(draw(st.sampled_from(TEMPLATES[endpoint])))
+    for _ in range(draw(st.integers(1, 3))):
+        objects = objects_in(payload)
+        if not objects: return draw(values)
+        target = draw(st.sampled_from(objects))
+        key = draw(st.sampled_from(sorted(target) or KEYS) if draw(st.integers(0, 3)) else names)
+        if key in target and draw(st.booleans()): del target[key]
+        else: target[key] = draw(values)
+    return payload
 
 
 def deep(depth: int) -> bytes:
@@ -111,12 +155,30 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None
 
 @pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
 def test_fuzz_payloads(fuzz_pod, endpoint):
+    "Valid payloads spoiled in one to three places, and arbitrary JSON."
     @FUZZ
-    @given(payload=payloads)
+    @given(payload=st.one_of(spoiled(endpoint), spoiled(endpoint), payloads))
     def fuzz(payload):
         check_reply(fuzz_pod.raw(endpoint, to_json({"auth": fuzz_pod.auth, "payload": payload})))
     fuzz()
     assert fuzz_pod.post("search", {"id": "fuzz-item-1"}).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
+def test_boundary_sweep(fuzz_pod, endpoint):
+    "Every value of every valid payload, in turn replaced by each boundary value, or removed; and one undeclared key added."
+    for template in TEMPLATES[endpoint]:
+        spoilt = [value for value in BOUNDARY_VALUES] if not objects_in(template) else []
+        for index, target in enumerate(objects_in(template)):
+            for key in [*target, SQL_FRAGMENTS[1]]:
+                for value in [*BOUNDARY_VALUES, "removed"]:
+                    payload = copy.deepcopy(template)
+                    spot = objects_in(payload)[index]
+                    if value == "removed": spot.pop(key, None)
+                    else: spot[key] = value
+                    spoilt.append(payload)
+        for payload in spoilt:
+            check_reply(fuzz_pod.raw(endpoint, to_json({"auth": fuzz_pod.auth, "payload": payload})))
 
 
 @pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)

@@ -176,19 +176,19 @@ def reverse_edges(self: Item, name: str) -> list:
     "Items whose `name` edges point to this item (filled in by `PodClient.get`)."
     return list(self.__dict__.get("_reverse_edges", {}).get(name, []))
 
-# %% ../../nbs/data.itembase.ipynb #a2e2c916
+# %% ../../nbs/data.itembase.ipynb #cb1e0dc3
 def _json_value(value):
     return to_millis(value) if isinstance(value, datetime) else value
 
 @patch
 def to_json(self: Item, changed_only: bool = False) -> dict:
     "The item as a JSON-ready dict: all set properties, or only the changed ones (with `id`)."
-    names = self._changed if changed_only else self.property_types
-    data = {} if changed_only else {"type": self.type}
-    for name in names:
-        value = getattr(self, name)
-        if value is not None or changed_only: data[name] = _json_value(value)
-    if changed_only: data["id"] = self.id
+    values = self.__dict__
+    if changed_only: return {**{name: _json_value(values[name]) for name in self._changed}, "id": self.id}
+    data = {"type": self.type}
+    for name in self.property_types:
+        value = values[name]
+        if value is not None: data[name] = _json_value(value)
     return data
 
 # %% ../../nbs/data.itembase.ipynb #48225e57

@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['BULK_PARTS', 'Dog', 'PodClient']
 
-# %% ../../nbs/pod.client.ipynb #a5b36227
+# %% ../../nbs/pod.client.ipynb #53250d39
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from uuid import uuid4
 
 import orjson
 from fastcore.basics import patch
@@ -65,7 +66,7 @@ def add_to_schema(self: PodClient, *classes: type):
         raise PodBadRequest(error.status, f"could not declare {names}: {error.message}", error.endpoint, error.url) from None
     self.declared.update(cls.__name__ for cls in classes)
 
-# %% ../../nbs/pod.client.ipynb #5c256a7c
+# %% ../../nbs/pod.client.ipynb #96a49f1f
 def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodError:
     "`error` with what was being done, and a hint when the item's type was never declared."
     hint = ""
@@ -74,7 +75,7 @@ def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodE
     return type(error)(error.status, f"{doing} {item!r}: {error.message}{hint}", error.endpoint, error.url)
 
 def _ensure_id(item: Item) -> Item:
-    if item.id is None: item.id = uuid4().hex
+    if item.id is None: item.id = os.urandom(16).hex()
     return item
 
 @patch
@@ -170,18 +171,27 @@ def get_edges(self: PodClient, item: Item, direction: str = "Outgoing") -> list:
     if direction == "Outgoing": return [Edge(item, Item.from_json(edge["item"]), edge["name"]) for edge in found]
     return [Edge(Item.from_json(edge["item"]), item, edge["name"]) for edge in found]
 
-# %% ../../nbs/pod.client.ipynb #ebbdd450
+# %% ../../nbs/pod.client.ipynb #0398e77f
 BULK_PARTS = ("createItems", "updateItems", "deleteItems", "createEdges")
 
-def _bulk_operations(create_items, update_items, delete_items, create_edges) -> list:
-    "`(part, JSON bytes)` for every operation, in the order the Pod applies them."
-    items = [_ensure_id(item) for item in create_items]
+def _bulk_edges(create_items: list, update_items: list, create_edges: list) -> list:
+    "The edges to create: those given, then those added to the items; each end has an id or gets one."
+    for item in create_items: _ensure_id(item)
     explicit = {id(edge) for edge in create_edges}
-    edges = [*create_edges, *(edge for item in [*items, *update_items] for edge in item._new_edges if id(edge) not in explicit)]
-    updates = [changes for changes in (item.to_json(changed_only=True) for item in update_items) if len(changes) > 1]
-    deletes = [item if isinstance(item, str) else item.id for item in delete_items]
-    return [(part, orjson.dumps(value)) for part, values in zip(BULK_PARTS, (
-        [item.to_json() for item in items], updates, deletes, [edge.to_json() for edge in edges])) for value in values]
+    edges = [*create_edges, *(edge for item in [*create_items, *update_items] for edge in item._new_edges if id(edge) not in explicit)]
+    for edge in edges:
+        for end in (edge.source, edge.target):
+            if end.id is None: raise ValueError(f"{edge}: its {end!r} is neither in the Pod nor among the items to create")
+    return edges
+
+def _bulk_operations(create_items: list, update_items: list, delete_items: list, edges: list):
+    "`(part, JSON bytes)` for every operation, in the order the Pod applies them, made as they are needed."
+    for item in create_items: yield "createItems", orjson.dumps(item.to_json())
+    for item in update_items:
+        changes = item.to_json(changed_only=True)
+        if len(changes) > 1: yield "updateItems", orjson.dumps(changes)
+    for item in delete_items: yield "deleteItems", orjson.dumps(item if isinstance(item, str) else item.id)
+    for edge in edges: yield "createEdges", orjson.dumps(edge.to_json())
 
 # %% ../../nbs/pod.client.ipynb #996ca8e6
 def _batches(operations: list, max_bytes: int):
@@ -201,25 +211,34 @@ def _bulk_json(batch: list) -> bytes:
     for part, value in batch: parts.setdefault(part, []).append(value)
     return b"{" + b",".join(b'"%s":[%s]' % (part.encode(), b",".join(values)) for part, values in parts.items()) + b"}"
 
-# %% ../../nbs/pod.client.ipynb #0e13cbaf
+# %% ../../nbs/pod.client.ipynb #e891b6b7
+def _bulk_sent(number: int, size: int, reply, progress: tqdm):
+    "Wait for bulk request `number`; on failure, say what was stored."
+    try: reply.result()
+    except PodError as error:
+        stored = f"requests 1-{number - 1} were stored" if number > 1 else "nothing was stored"
+        raise type(error)(error.status, f"bulk request {number} failed ({stored}, nothing after it was sent): {error.message}",
+                          error.endpoint, error.url) from None
+    progress.update(size)
+
 @patch
 def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=(), create_edges=(),
-                max_bytes: int = 5_000_000, show_progress: bool = None) -> int:
+                max_bytes: int = 1_000_000, show_progress: bool = None) -> int:
     "Create, update and delete many items and create many edges, in requests under `max_bytes`; the number of requests."
-    create_items, update_items = list(create_items), list(update_items)
-    batches = list(_batches(_bulk_operations(create_items, update_items, delete_items, list(create_edges)), max_bytes))
-    progress = tqdm(total=sum(map(len, batches)), unit="op", desc="bulk", disable=show_progress is False or
-                    show_progress is None and len(batches) < 2)
-    with progress:
-        for number, batch in enumerate(batches, 1):
-            try: self.api._post("bulk", payload_json=_bulk_json(batch))
-            except PodError as error:
-                stored = f"batches 1-{number - 1} were stored" if number > 1 else "nothing was stored"
-                raise type(error)(error.status, f"bulk batch {number} of {len(batches)} failed, {stored}: {error.message}",
-                                  error.endpoint, error.url) from None
-            progress.update(len(batch))
+    create_items, update_items, delete_items = list(create_items), list(update_items), list(delete_items)
+    edges = _bulk_edges(create_items, update_items, list(create_edges))
+    operations = _bulk_operations(create_items, update_items, delete_items, edges)
+    total = len(create_items) + len(update_items) + len(delete_items) + len(edges)
+    progress = tqdm(total=total, unit="op", desc="bulk", disable=show_progress is False or show_progress is None and total < 10_000)
+    with progress, ThreadPoolExecutor(max_workers=1) as sender:
+        sent = None
+        for number, batch in enumerate(_batches(operations, max_bytes), 1):
+            body = _bulk_json(batch)
+            if sent: _bulk_sent(*sent, progress)
+            sent = number, len(batch), sender.submit(self.api._post, "bulk", payload_json=body)
+        if sent: _bulk_sent(*sent, progress)
     for item in [*create_items, *update_items]: item.mark_saved()
-    return len(batches)
+    return sent[0] if sent else 0
 
 # %% ../../nbs/pod.client.ipynb #e062d4b8
 @patch

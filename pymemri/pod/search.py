@@ -6,7 +6,9 @@
 __all__ = ['ITEM_COLUMNS', 'BASE_FILTERS', 'OPTIONS', 'items_json', 'items_by_rowid', 'attach_edges', 'search', 'get_item',
            'get_edges']
 
-# %% ../../nbs/pod.search.ipynb #80fc70e5
+# %% ../../nbs/pod.search.ipynb #b5e9838e
+import itertools
+
 from .db import OwnerDatabase, PodFailure
 from .store import INT64_MAX, INT64_MIN, _describe, _json_list, rowid_of, stored_value, value_type_of, VALUE_TABLES
 
@@ -88,10 +90,10 @@ def _where(database: OwnerDatabase, query: dict) -> tuple:
         parameters += [name, stored_value(name, value_type, value)]
     return " AND ".join(conditions) or "1", parameters
 
-# %% ../../nbs/pod.search.ipynb #b0fe3b2b
+# %% ../../nbs/pod.search.ipynb #48a8d663
 def _limited(cursor, limit):
     if limit is None: return cursor.fetchall()
-    rows = cursor.fetchmany(limit) if limit else []
+    rows = list(itertools.islice(cursor, limit))  # not fetchmany, which takes at most 2**31 - 1
     if len(rows) == limit and limit:
         last = rows[-1][5]
         for row in cursor:

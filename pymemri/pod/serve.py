@@ -40,14 +40,14 @@ class PodServer:
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
 
-# %% ../../nbs/pod.serve.ipynb #91e5f966
+# %% ../../nbs/pod.serve.ipynb #679f31d8
 def _serve(server: PodServer, sock: socket.socket):
     server._server.run(sockets=[sock])
 
 @patch
 def start(self: PodServer) -> PodServer:
     "Start serving; return once the Pod answers."
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((self.host, self.port))
     self.port = sock.getsockname()[1]

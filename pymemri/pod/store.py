@@ -234,10 +234,10 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
     _insert_edges(database, new_items, edge_rows, now)
     return ids
 
-# %% ../../nbs/pod.store.ipynb #b3cd817e
+# %% ../../nbs/pod.store.ipynb #edc21c69
 def _rowids(database: OwnerDatabase, ids: list) -> dict:
     "Map of each existing item id in `ids` to its rowid."
-    wanted = [item_id for item_id in set(ids) if type(item_id) is str]
+    wanted = list({item_id for item_id in ids if type(item_id) is str})
     return dict(database.connection.execute(
         "SELECT id, rowid FROM items WHERE id IN (SELECT value FROM json_each(?))", (_json_list(wanted),)).fetchall())
 

@@ -365,6 +365,10 @@ def test_concurrent_writers(tmp_path, pod_processes):
 
 # ---------------------------------------------------------------------------------------------- (d) refusals
 
+def assert_refused(reply: requests.Response, status: int):
+    assert reply.status_code == status and reply.text.startswith("Failure: "), (reply.status_code, reply.text)
+
+
 def snapshot(caller: PodCaller, data_dir: Path) -> tuple:
     "What an owner has: every item, and the stored file blobs."
     files = data_dir / "files" / caller.owner / "final"
@@ -412,20 +416,24 @@ def test_wrong_keys_change_nothing(start_server, http):
 
 def test_owners_are_isolated(start_server, http):
     server = start_server()
-    alice, bob = PodCaller(server.url, http=http), PodCaller(server.url, http=http)
+    alice, bob, carol = (PodCaller(server.url, http=http) for _ in range(3))
     victim(alice)
     before = snapshot(alice, server.data_dir)
     assert len(bob.search()) == 14 and bob.call("get_item", "victim-001") == []
-    # Bob with Alice's key is still Bob: a database of his own, and none of Alice's files.
-    bob_with_alices_key = bob.with_key(alice.key)
-    assert bob_with_alices_key.call("get_item", "victim-001") == []
-    assert bob.post("search", {}).status_code == 401  # Bob's database now belongs to the key it was made with
+    # Carol with Alice's key is still Carol: a database of her own, and none of Alice's files.
+    carol = carol.with_key(alice.key)
+    assert len(carol.search()) == 14 and carol.call("get_item", "victim-001") == []
     shared = hashlib.sha256(b"victim's bytes").hexdigest()
-    bob_with_alices_key.create(type="File", sha256=shared)
-    assert bob_with_alices_key.post("get_file", {"sha256": shared}).status_code == 404
-    assert bob_with_alices_key.upload(b"victim's bytes").status_code == 200  # Bob's own copy, under his own key
+    carol.create(type="File", sha256=shared)
+    assert_refused(carol.post("get_file", {"sha256": shared}), 404)
+    assert carol.upload(b"victim's bytes").status_code == 200  # her own copy, under her own key
+    # Alice's key does not open Bob's database, nor Bob's Alice's.
+    assert_refused(bob.with_key(alice.key).post("search", {}), 401)
+    assert_refused(alice.with_key(bob.key).post("search", {}), 401)
     assert snapshot(alice, server.data_dir) == before
     assert alice.post("get_file", {"sha256": shared}).content == b"victim's bytes"
+    assert (server.data_dir / "files" / carol.owner / "final" / shared).read_bytes() != \
+           (server.data_dir / "files" / alice.owner / "final" / shared).read_bytes()
 
 
 def test_plugin_auth_from_before_a_restart_changes_nothing(start_server, http):

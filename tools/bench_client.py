@@ -18,7 +18,6 @@ figures are the best of two rounds.
 import argparse
 import inspect
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -7,7 +7,7 @@ __all__ = ['FIXABLE_ERRORS', 'EXIT_CODES', 'PROGRESS_FORMAT', 'CLIError', 'cli_e
            'connected_client', 'read_json_file', 'read_metadata', 'execute', 'prepare', 'pod_environment',
            'run_from_metadata', 'run_plugin', 'create_run', 'follow_run', 'simulate_run_plugin_from_frontend']
 
-# %% ../../nbs/plugin.cli.ipynb #fdc39c15
+# %% ../../nbs/plugin.cli.ipynb #5189ab6b
 import json
 import os
 import signal
@@ -25,6 +25,7 @@ from ..data.schema import PluginRun
 from ..pod.api import PodError
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, read_keys, write_keys
+from ..pod.launchers import plugin_log_path
 from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, plugin_about
 from .states import FINAL_STATES, RunStatus, StatusListener, wait_for_status
 
@@ -229,7 +230,7 @@ def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
     try: return wait_for_status(client.api, run_id, FINAL_STATES, timeout=timeout, on_poll=show)
     finally: bar.close()
 
-# %% ../../nbs/plugin.cli.ipynb #de915b15
+# %% ../../nbs/plugin.cli.ipynb #bdb9e01e
 def _metadata_from_path(plugin_path: str) -> dict:
     module, _, name = (plugin_path or "").rpartition(".")
     if not module: raise CLIError(f"--plugin_path must be module.Class, got {plugin_path!r}")
@@ -253,8 +254,8 @@ def simulate_run_plugin_from_frontend(pod_full_address: str = None,  # Pod addre
             run = create_run(client, plugin_metadata, container, config, account_id)
             print(f"Created PluginRun {run.id} for {run.pluginModule}.{run.pluginName}; the Pod starts it", file=sys.stderr)
             final = follow_run(client, run.id, timeout)
-            log = server.data_dir / "logs" / client.owner_key / f"{run.id}.log" if server else None
-            print(f"Plugin log: {log}" if log else "Plugin log: kept by the Pod (the embedded Pod writes DATA_DIR/logs/OWNER/RUN_ID.log)", file=sys.stderr)
+            log = plugin_log_path(server.data_dir / "logs", client.owner_key, run.id) if server else None
+            print(f"Plugin log: {log}" if log else "Plugin log: kept by the Pod (the embedded Pod writes it under its data folder's logs/)", file=sys.stderr)
     if final["status"] == RunStatus.done: return print(f"Run {run.id} is done", file=sys.stderr)
     print(f"Error: run {run.id} ended {final['status']}: {final.get('message') or 'no message'}", file=sys.stderr)
     sys.exit(EXIT_CODES.get(final["status"], 1))

@@ -58,7 +58,7 @@ def plugin_auth(auth_json) -> dict:
         raise ValueError("POD_AUTH_JSON must be a JSON object with a data field, as the Pod sets it")
     return {"type": "PluginAuth", **token}
 
-# %% ../../nbs/pod.api.ipynb #cb3a195d
+# %% ../../nbs/pod.api.ipynb #435b1e6c
 DEFAULT_POD_ADDRESS = "http://localhost:3030"
 
 class PodAPI:
@@ -71,7 +71,7 @@ class PodAPI:
         self.session = requests.Session()
         for scheme in ("http://", "https://"): self.session.mount(scheme, HTTPAdapter(max_retries=retry))
 
-    def __repr__(self): return f"PodAPI({self.url}, owner {str(self.owner_key)[:8]}…)"
+    def __repr__(self): return f"PodAPI({self.url})"
 
 # %% ../../nbs/pod.api.ipynb #75fe47cc
 def _request(api: PodAPI, endpoint: str, url: str, **kwargs) -> requests.Response:

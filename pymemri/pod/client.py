@@ -28,7 +28,7 @@ class Dog(Item):
     bites: bool
     weight: float
 
-# %% ../../nbs/pod.client.ipynb #b06d98b3
+# %% ../../nbs/pod.client.ipynb #fdda2507
 class PodClient:
     "Items in one owner's Pod, as Python objects."
     def __init__(self, url: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030)
@@ -53,7 +53,7 @@ class PodClient:
         owner_key, database_key = read_keys()
         return cls(url, owner_key, database_key, **kwargs)
 
-    def __repr__(self): return f"PodClient({self.url}, owner {self.owner_key[:8]}…)"
+    def __repr__(self): return f"PodClient({self.url})"
 
 # %% ../../nbs/pod.client.ipynb #cbec685f
 @patch

@@ -27,7 +27,7 @@ def _items_with_sha256(database: OwnerDatabase, sha256: str) -> list:
     return database.connection.execute("SELECT item FROM strings WHERE name = 'sha256' AND value = ? ORDER BY item",
                                        (sha256,)).fetchall()
 
-# %% ../../nbs/pod.files.ipynb #3dcf1d29
+# %% ../../nbs/pod.files.ipynb #79ecd66e
 def _write_once(path: Path, data: bytes):
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
@@ -43,19 +43,16 @@ def store_file(database: OwnerDatabase, folder: Path, sha256: str, body: bytes):
     if path.exists(): raise PodFailure(409, "this file is already stored")
     if hashlib.sha256(body).hexdigest() != sha256.lower(): raise PodFailure(400, "the body does not match its sha256")
     key, nonce = secrets.token_bytes(32), secrets.token_bytes(24)
-    written = False
-    try:
+    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(body, None, nonce, key)
+    with database.lock:
+        if path.exists(): raise PodFailure(409, "this file is already stored")
         with database.write():
             items = _items_with_sha256(database, sha256)
             if not items: raise PodFailure(404, "no item has this sha256: create the File item first")
-            _write_once(path, crypto_aead_xchacha20poly1305_ietf_encrypt(body, None, nonce, key))
-            written = True
             database.connection.executemany(
                 "INSERT INTO strings VALUES (?, ?, ?) ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
                 [(item, name, value) for (item,) in items for name, value in (("key", key.hex()), ("nonce", nonce.hex()))])
-    except BaseException:
-        if written: path.unlink(missing_ok=True)
-        raise
+        _write_once(path, sealed)
 
 # %% ../../nbs/pod.files.ipynb #72feba42
 def read_file(database: OwnerDatabase, folder: Path, sha256: str) -> bytes:

@@ -72,7 +72,7 @@ def stop(self: PodServer):
     self.app.state.pod.store.close()
     self._server = None
 
-# %% ../../nbs/pod.serve.ipynb #31f65b5f
+# %% ../../nbs/pod.serve.ipynb #48c3dc92
 @call_parse
 def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens the Pod to the network)
               port: int = 3030,  # Port to listen on
@@ -81,6 +81,7 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
               plugin_runner: str = "process",  # How to start plugins: process, docker or kubernetes
               plugins_callback_address: str = None,  # Pod address given to plugins (default http://localhost:PORT)
               docker_network: str = "host",  # Docker network for plugin containers
+              docker_pull: str = "always",  # When to pull plugin images: always, missing (for local images) or never
               kubernetes_namespace: str = "default",  # Kubernetes namespace for plugin Pods
               plugins_public_domain: str = None,  # Domain for plugin web pages in Kubernetes (PLUGIN_DNS)
               smtp_relay: str = None,  # SMTP relay for send_email (password from env EMAIL_SMTP_PASSWORD)
@@ -90,12 +91,14 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
               log_level: str = "info"):  # Server log level: debug, info, warning or error
     "Run the embedded Pod in the foreground until interrupted."
     if plugin_runner not in PLUGIN_RUNNERS: sys.exit(f"Error: --plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}")
+    if docker_pull not in ("always", "missing", "never"): sys.exit("Error: --docker_pull must be always, missing or never")
     data_dir = Path(data_dir or default_data_dir()).expanduser()
     smtp = {"relay": smtp_relay, "port": smtp_port, "user": smtp_user, "password": os.environ.get("EMAIL_SMTP_PASSWORD")}
     app = create_app(data_dir, owners=owners or os.environ.get("POD_OWNER_HASHES", "ANY"),
                      pod_address=plugins_callback_address or f"http://localhost:{port}", plugin_runner=plugin_runner,
                      smtp=smtp if smtp_relay and smtp_user and smtp["password"] else None, shared_server=shared_server,
-                     docker_network=docker_network, kubernetes_namespace=kubernetes_namespace, public_domain=plugins_public_domain)
+                     docker_network=docker_network, docker_pull=docker_pull, kubernetes_namespace=kubernetes_namespace,
+                     public_domain=plugins_public_domain)
     print(f"pymemri Pod on http://{host}:{port}, data in {data_dir}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 

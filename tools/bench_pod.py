@@ -34,7 +34,6 @@ Figures:
 
 import argparse
 import json
-import os
 import random
 import secrets
 import shutil

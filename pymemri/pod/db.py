@@ -170,7 +170,7 @@ def _migrate(self: OwnerDatabase):
         self.connection.execute("PRAGMA user_version = 1")
     self.load_schema()
 
-# %% ../../nbs/pod.db.ipynb #dd590bda
+# %% ../../nbs/pod.db.ipynb #5ee2e35c
 class Store:
     "Every owner's database under `data_dir`, opened on first use and kept open."
     def __init__(self, data_dir: Path, clock=now_millis):
@@ -181,11 +181,13 @@ class Store:
     def database(self, owner: str, key: str) -> OwnerDatabase:
         "The open database of `owner`, after checking `key` (normalised) against it."
         check_owner(owner)
-        with self._lock:
-            database = self._databases.get(owner)
-            if database is None:
-                database = OwnerDatabase(self.data_dir / "db" / f"{owner}.p4.4.sqlite", key, self.clock)
-                self._databases[owner] = database
+        database = self._databases.get(owner)
+        if database is None:
+            with self._lock:
+                database = self._databases.get(owner)
+                if database is None:
+                    database = OwnerDatabase(self.data_dir / "db" / f"{owner}.p4.4.sqlite", key, self.clock)
+                    self._databases[owner] = database
         if not database.accepts(key): raise PodFailure(401, "wrong database key for this owner")
         return database
 

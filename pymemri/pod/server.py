@@ -7,9 +7,10 @@ __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'PREFLIGHT_HEADERS', 'BULK_PART
            'PodCall', 'request_body', 'pod_call', 'open_database', 'json_reply', 'failure_reply', 'PodHeaders',
            'create_app', 'add_error_handlers', 'version', 'create_item', 'get_item_route', 'update_item', 'delete_item',
            'search_route', 'get_edges_route', 'create_edge', 'bulk', 'upload_file', 'upload_file_b', 'get_file',
-           'send_email', 'trigger_status', 'add_routes', 'start_plugins', 'mark_failed', 'plugin_exited']
+           'send_email', 'trigger_status', 'add_routes', 'plugin_launches', 'start_plugins', 'mark_failed',
+           'plugin_exited']
 
-# %% ../../nbs/pod.server.ipynb #def55d75
+# %% ../../nbs/pod.server.ipynb #558dd790
 import logging
 import smtplib
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import pymemri
@@ -27,7 +29,7 @@ from .db import OwnerDatabase, PodFailure, Store, check_owner, normalise_key, no
 from .files import read_file, store_file
 from .launchers import PluginLaunch, make_launcher
 from .search import get_edges, get_item, search
-from .store import create_edges, create_items, delete_items, update_items
+from .store import check_plugin_run, create_edges, create_items, delete_items, update_items
 
 # %% ../../nbs/pod.server.ipynb #69d1280b
 logger = logging.getLogger("pymemri.pod")
@@ -49,7 +51,7 @@ class PodState:
         "Where `owner`'s encrypted file blobs are kept."
         return self.data_dir / "files" / owner / "final"
 
-# %% ../../nbs/pod.server.ipynb #9b7d217f
+# %% ../../nbs/pod.server.ipynb #2b465c36
 @dataclass
 class PodCall:
     "One JSON request, checked: the owner's open database, the key that opened it, and the payload."
@@ -68,12 +70,14 @@ async def request_body(request: Request) -> bytes:
         if len(body) > limit: raise PodFailure(413, f"the body is larger than {limit // 2**20} MiB")
     return bytes(body)
 
-def pod_call(owner: str, request: Request, body: bytes = Depends(request_body)) -> PodCall:
-    "Check a JSON request and open its owner's database."
+async def pod_call(owner: str, request: Request, body: bytes = Depends(request_body)) -> PodCall:
+    "Check a JSON request and find its owner's database (opened in the thread pool the first time)."
     state = request.app.state.pod
     auth, payload = parse_envelope(body)
     key = database_key(auth, state.authority)
-    return PodCall(owner, open_database(state, owner, key), key, payload, state)
+    if state.store.opened(owner) is None: database = await run_in_threadpool(open_database, state, owner, key)
+    else: database = open_database(state, owner, key)
+    return PodCall(owner, database, key, payload, state)
 
 def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
     "The database of `owner` opened with `key`, once the owner is known to be allowed."
@@ -133,7 +137,7 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
     app.add_middleware(PodHeaders)
     return app
 
-# %% ../../nbs/pod.server.ipynb #ae8af926
+# %% ../../nbs/pod.server.ipynb #36b16b02
 def add_error_handlers(app: FastAPI, shared_server: bool):
     "Turn refusals into `Failure:` replies, and unknown routes into the reference's 404."
     @app.exception_handler(PodFailure)
@@ -147,7 +151,9 @@ def add_error_handlers(app: FastAPI, shared_server: bool):
     @app.exception_handler(Exception)
     async def on_error(request, error):
         logger.exception("request to %s failed", request.url.path.split("/upload_file")[0])
-        return failure_reply(500, f"internal error ({type(error).__name__})")
+        reply = failure_reply(500, f"internal error ({type(error).__name__})")
+        reply.headers["connection"] = "close"
+        return reply
 
 # %% ../../nbs/pod.server.ipynb #4ac028f2
 def version() -> Response:
@@ -155,12 +161,13 @@ def version() -> Response:
     body = {"cargo": "0.4.4", "git_describe": None, "pymemri": pymemri.__version__}
     return PlainTextResponse(orjson.dumps(body).decode())
 
-# %% ../../nbs/pod.server.ipynb #2ac2055c
+# %% ../../nbs/pod.server.ipynb #0e719da2
 def create_item(call: PodCall = Depends(pod_call)):
     "Create one item; its id."
     with call.database.write():
         ids, runs = create_items(call.database, [call.payload], call.state.clock())
-    start_plugins(call, runs)
+        launches = plugin_launches(call, runs)
+    start_plugins(call, launches)
     return json_reply(ids[0])
 
 def get_item_route(call: PodCall = Depends(pod_call)):
@@ -192,7 +199,7 @@ def create_edge(call: PodCall = Depends(pod_call)):
     "Create one edge; its id."
     with call.database.write(): return json_reply(create_edges(call.database, [call.payload], call.state.clock())[0])
 
-# %% ../../nbs/pod.server.ipynb #be1029ae
+# %% ../../nbs/pod.server.ipynb #b85f5b96
 BULK_PARTS = ("createItems", "updateItems", "deleteItems", "createEdges", "search")
 
 def bulk(call: PodCall = Depends(pod_call)):
@@ -208,7 +215,8 @@ def bulk(call: PodCall = Depends(pod_call)):
         delete_items(database, payload.get("deleteItems", []), now)
         edge_ids = create_edges(database, payload.get("createEdges", []), now)
         found = [search(database, query) for query in payload.get("search", [])]
-    start_plugins(call, runs)
+        launches = plugin_launches(call, runs)
+    start_plugins(call, launches)
     return json_reply({"createItems": ids, "createEdges": edge_ids, "search": found})
 
 # %% ../../nbs/pod.server.ipynb #4b65ecea
@@ -281,15 +289,22 @@ def add_routes(app: FastAPI, shared_server: bool = False):
         app.post("/v4/{owner}/upload_file/{key}/{sha256}")(upload_file)
         app.post("/v4/{owner}/upload_file_b/{auth:path}/{sha256}")(upload_file_b)
 
-# %% ../../nbs/pod.server.ipynb #ee81a4b2
-def start_plugins(call: PodCall, run_ids: list):
-    "Launch the plugin of each new PluginRun in `run_ids`."
+# %% ../../nbs/pod.server.ipynb #f326fefb
+def plugin_launches(call: PodCall, run_ids: list) -> list:
+    "What to start for the new PluginRuns `run_ids`, read inside the request's transaction."
+    launches = []
     for run_id in run_ids:
-        with call.database.read():
-            run = get_item(call.database, run_id)[0]
-            target = get_item(call.database, run["targetItemId"])[0]
-        launch = PluginLaunch(call.owner, run_id, run["containerImage"], call.state.pod_address, target,
-                              call.state.authority.issue(call.key))
+        check_plugin_run(call.database, run_id)
+        run = get_item(call.database, run_id)[0]
+        target = get_item(call.database, run["targetItemId"])[0]
+        launches.append(PluginLaunch(call.owner, run_id, run["containerImage"], call.state.pod_address, target,
+                                     call.state.authority.issue(call.key)))
+    return launches
+
+def start_plugins(call: PodCall, launches: list):
+    "Start each of `launches`, now that their PluginRuns are committed."
+    for launch in launches:
+        run_id = launch.run_id
         try: call.state.launcher.launch(launch)
         except Exception as error:
             mark_failed(call.database, run_id, f"could not start plugin {launch.image}: {error}")

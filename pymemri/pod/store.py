@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['VALUE_TABLES', 'INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPES',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'stored_value', 'check_update_name', 'value_type_of', 'declare',
-           'create_items', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
+           'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/pod.store.ipynb #59978dbf
 import math
@@ -117,7 +117,7 @@ def _json_list(values: list) -> str:
     "`values` as a JSON array, to pass a whole list as one SQL parameter (read back with `json_each`)."
     return orjson.dumps(values).decode()
 
-# %% ../../nbs/pod.store.ipynb #c7c8e693
+# %% ../../nbs/pod.store.ipynb #52fe6cbe
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
     if type(items) is not list: raise PodFailure(400, "createItems must be an array of items")
@@ -146,11 +146,12 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     database.connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", item_rows)
     for table, rows in property_rows.items():
         if rows: database.connection.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
-    for run_id in runs: _check_plugin_run(database, run_id)
+    for run_id in runs: check_plugin_run(database, run_id)
     return ids, runs
 
-# %% ../../nbs/pod.store.ipynb #8b28d640
-def _check_plugin_run(database: OwnerDatabase, run_id: str):
+# %% ../../nbs/pod.store.ipynb #7703f53b
+def check_plugin_run(database: OwnerDatabase, run_id: str):
+    "A 400 failure unless the PluginRun `run_id` names a `containerImage` and an existing `targetItemId`."
     values = dict(database.connection.execute(
         "SELECT s.name, s.value FROM items i JOIN strings s ON s.item = i.rowid "
         "WHERE i.id = ? AND s.name IN ('containerImage', 'targetItemId')", (run_id,)).fetchall())

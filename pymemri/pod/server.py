@@ -10,10 +10,12 @@ __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'PREFLIGHT_HEADERS', 'BULK_PART
            'send_email', 'trigger_status', 'add_routes', 'plugin_launches', 'start_plugins', 'mark_failed',
            'plugin_exited']
 
-# %% ../../nbs/pod.server.ipynb #558dd790
+# %% ../../nbs/pod.server.ipynb #0d734fe6
 import logging
 import smtplib
+import ssl
 from dataclasses import dataclass, field
+from email.errors import MessageError
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -242,7 +244,7 @@ def get_file(call: PodCall = Depends(pod_call)):
     data = read_file(call.database, call.state.files_dir(call.owner), call.payload["sha256"])
     return Response(data, media_type="application/octet-stream")
 
-# %% ../../nbs/pod.server.ipynb #bf4e36db
+# %% ../../nbs/pod.server.ipynb #9265c9c2
 EMAIL_FOOTER = "This is an automated message from a Memri plugin. Please do not reply.\n\n"
 
 def send_email(call: PodCall = Depends(pod_call)):
@@ -253,12 +255,15 @@ def send_email(call: PodCall = Depends(pod_call)):
     if not smtp:
         logger.info("email to %s not sent (no SMTP relay configured): %s", payload["to"], payload["subject"])
         return json_reply({})
-    message = EmailMessage()
-    message["From"], message["To"] = f"Memri plugin <{smtp['user']}>", payload["to"]
-    message["Subject"] = f"Memri plugin message: {payload['subject']}"
-    message.set_content(EMAIL_FOOTER + payload["body"])
     try:
-        with smtplib.SMTP_SSL(smtp["relay"], smtp.get("port", 465), timeout=5) as server:
+        message = EmailMessage()
+        message["From"], message["To"] = f"Memri plugin <{smtp['user']}>", payload["to"]
+        message["Subject"] = f"Memri plugin message: {payload['subject']}"
+        message.set_content(EMAIL_FOOTER + payload["body"])
+    except (ValueError, MessageError) as error: raise PodFailure(400, f"this email can't be sent: {error}") from None
+    try:
+        context = ssl.create_default_context(cafile=smtp.get("cafile"))
+        with smtplib.SMTP_SSL(smtp["relay"], smtp.get("port", 465), timeout=5, context=context) as server:
             server.login(smtp["user"], smtp["password"])
             server.send_message(message)
     except (smtplib.SMTPException, OSError, ValueError) as error:

@@ -4,10 +4,16 @@
 can steer); `pod` is a fresh owner with a fresh key on it for every test. `start_server` starts further
 Pods with other settings (an owner list, a shared server, a real plugin process) and stops them after
 the test. `PodCaller.post` sends one `{auth, payload}` envelope and returns the `requests.Response`.
+`smtp_relay` is a fake SMTP relay over TLS, for `send_email`.
 """
+import base64
 import hashlib
 import secrets
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -159,3 +165,54 @@ def start_server(tmp_path):
         return server
     yield start
     for server in servers: server.stop()
+
+
+class FakeSmtpRelay:
+    "An SMTP relay over TLS on 127.0.0.1 that accepts any login and keeps what it is sent (a test double)."
+    def __init__(self, certificate: Path, private_key: Path):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, private_key)
+        self.listener = context.wrap_socket(socket.create_server(("127.0.0.1", 0)), server_side=True)
+        self.port, self.logins, self.messages = self.listener.getsockname()[1], [], []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try: connection, _ = self.listener.accept()
+            except ssl.SSLError: continue  # a client that does not trust the certificate
+            except OSError: return  # closed
+            with connection, connection.makefile("rb") as lines:
+                self._talk(connection, lines)
+
+    def _talk(self, connection, lines):
+        say = lambda text: connection.sendall(text.encode() + b"\r\n")
+        say("220 fake relay")
+        while line := lines.readline().decode().rstrip("\r\n"):
+            verb = line.split(" ")[0].upper()
+            if verb == "EHLO": say("250-fake relay\r\n250 AUTH PLAIN")
+            elif verb == "AUTH":
+                self.logins.append(base64.b64decode(line.split(" ")[2]).split(b"\0")[1:])
+                say("235 welcome")
+            elif verb == "DATA":
+                say("354 go on")
+                message = b"".join(iter(lambda: lines.readline(), b".\r\n"))
+                self.messages.append(message.decode())
+                say("250 kept")
+            elif verb == "QUIT": return say("221 bye")
+            else: say("250 ok")
+
+    def close(self): self.listener.close()
+
+
+@pytest.fixture
+def smtp_relay(tmp_path):
+    "A `FakeSmtpRelay` with a self-signed certificate for localhost; the certificate file is `relay.certificate`."
+    if shutil.which("openssl") is None: pytest.skip("openssl is needed to make the fake relay's certificate")
+    certificate, private_key = tmp_path / "relay.crt", tmp_path / "relay.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(private_key), "-out", str(certificate)], check=True, capture_output=True)
+    relay = FakeSmtpRelay(certificate, private_key)
+    relay.certificate = certificate
+    yield relay
+    relay.close()

@@ -6,10 +6,12 @@ of nbs/pod.server.ipynb), the test asserts our documented status and names the r
 import hashlib
 import json
 import logging
+import random
 import re
 import secrets
 import sys
 import time
+from http.client import HTTPConnection
 
 import pytest
 import requests
@@ -38,7 +40,7 @@ def plugin_run(run_id: str = None, image: str = "test-plugin", target: str = Non
 
 def test_01_version(pod_server, http):
     reply = http.get(f"{pod_server.url}/version")
-    assert reply.status_code == 200
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
     body = json.loads(reply.text)
     assert type(body) is dict and type(body["cargo"]) is str
 
@@ -76,7 +78,21 @@ def test_06_large_body(pod):
     assert reply.status_code == 200 and len(reply.json()) == 14
     # Over the 5 MiB limit: the reference answers 404 [F]; we answer 413 (documented deviation).
     over = json.dumps({**envelope, "padding": "x" * (5 * 2**20)}).encode()
-    assert_failure(pod.raw("search", over), 413, "larger than 5 MiB")
+    reply = pod.raw("search", over)
+    assert_failure(reply, 413, "larger than 5 MiB")
+    assert reply.headers["access-control-allow-origin"] == "*"
+
+
+def test_06_upload_limit_from_content_length(pod, pod_server):
+    "§1: uploads may be 500 MiB; a larger Content-Length is refused before any of the body is read."
+    connection = HTTPConnection("127.0.0.1", pod_server.port, timeout=10)
+    try:
+        connection.putrequest("POST", f"/v4/{pod.owner}/upload_file/{pod.key}/{'0' * 64}")
+        connection.putheader("Content-Length", str(500 * 2**20 + 1))
+        connection.endheaders()
+        reply = connection.getresponse()
+        assert (reply.status, reply.read()) == (413, b"Failure: the body is larger than 500 MiB")
+    finally: connection.close()
 
 
 # ---------------------------------------------------------------------------------------------- Auth, owners, keys
@@ -124,6 +140,16 @@ def test_09_wrong_key_for_existing_owner(pod):
     assert pod.get(item_id)["type"] == "Person"
 
 
+def test_09_order_of_checks(pod):
+    "§1: envelope, then key, then owner, then database; our payload checks come after the database is opened."
+    pod.create(type="Person")
+    wrong_key = pod.with_key(secrets.token_hex(32))
+    assert_failure(wrong_key.raw("update_item", b"not json"), 400, "not valid JSON")
+    assert_failure(wrong_key.post("update_item", {}, auth={"type": "ClientAuth", "databaseKey": "zz!"}), 400, "databaseKey")
+    # A malformed payload with a wrong key: the reference answers 400 (payload shape first); we answer 401 (documented).
+    assert_failure(wrong_key.post("update_item", "not an object"), 401, "wrong database key")
+
+
 def test_10_owner_allow_list(start_server, http):
     allowed, other = secrets.token_hex(32), secrets.token_hex(32)
     server = start_server(owners=hashlib.sha256(bytes.fromhex(allowed)).hexdigest())
@@ -131,6 +157,8 @@ def test_10_owner_allow_list(start_server, http):
     assert_failure(PodCaller(server.url, other, http=http).post("search", {}), 403, "Unexpected owner")
     # A non-hex owner: the reference answers 500 [F]; we answer 400 (documented deviation).
     assert_failure(PodCaller(server.url, "xyz" + other, http=http).post("search", {}), 400, "hexadecimal")
+    # A malformed payload from an owner not on the list: the reference answers 400; we answer 403 (documented).
+    assert_failure(PodCaller(server.url, other, http=http).post("update_item", "not an object"), 403, "Unexpected owner")
 
 
 def test_11_altered_plugin_auth(pod, launcher):
@@ -390,6 +418,21 @@ def test_34_limit_includes_ties(pod, fixed_clock):
     assert ids_of(pod.search(type="Person", _limit=1)) == ids[:1]
 
 
+def test_34_paging_by_date_sees_every_item_once(pod, fixed_clock):
+    "§5.6: pymemri pages with `_limit` and `dateServerModified>=` one past the last; ties must not be lost."
+    moments = sorted(random.Random(7).choices(range(1000, 1015), k=40))
+    ids = []
+    for moment in moments:
+        fixed_clock.set(moment)
+        ids.append(pod.create(type="Person"))
+    for limit in (1, 2, 3, 7, 40):
+        seen, since = [], 0
+        while page := pod.search(type="Person", _limit=limit, **{"dateServerModified>=": since}):
+            seen += ids_of(page)
+            since = page[-1]["dateServerModified"] + 1
+        assert seen == ids, f"_limit {limit}"
+
+
 def test_35_deleted_filter(pod):
     kept, gone = pod.create(type="Person"), pod.create(type="Person")
     pod.call("delete_item", gone)
@@ -582,9 +625,19 @@ def test_51_plugin_run_refusals(pod, launcher):
     assert pod.search(type="PluginRun") == [] and len(launcher.launches) == launched
 
 
+@pytest.mark.parametrize("later", [{"updateItems": [{"id": "run-000001", "containerImage": None}]},
+                                   {"updateItems": [{"id": "run-000001", "targetItemId": "missing-1"}]}])
+def test_51_plugin_run_spoiled_later_in_the_bulk(pod, launcher, later):
+    # The reference launches right after creating the run, so it would start the plugin and then answer 200; we
+    # read what to launch when the request ends, so the run must still name an image and an existing target.
+    launched = len(launcher.launches)
+    assert_failure(pod.post("bulk", {"createItems": [plugin_run("run-000001")], **later}), 400, "PluginRun run-000001")
+    assert pod.call("get_item", "run-000001") == [] and len(launcher.launches) == launched
+
+
 RECORD_ENVIRONMENT = """
 import json, os, urllib.request
-names = ("POD_FULL_ADDRESS", "POD_TARGET_ITEM", "POD_PLUGINRUN_ID", "POD_OWNER", "POD_AUTH_JSON")
+names = ("POD_FULL_ADDRESS", "POD_TARGET_ITEM", "POD_PLUGINRUN_ID", "POD_OWNER", "POD_AUTH_JSON", "EMAIL_SMTP_PASSWORD")
 record = {name: os.environ.get(name) for name in names}
 with urllib.request.urlopen(record["POD_FULL_ADDRESS"] + "/version", timeout=10) as reply:
     record["version_status"] = reply.status
@@ -610,8 +663,10 @@ def run_recording_plugin(tmp_path, start_server, http) -> tuple:
     return server, caller, {**json.loads(record.read_text()), "run_id": run["id"]}
 
 
-def test_52_plugin_process_environment(tmp_path, start_server, http):
+def test_52_plugin_process_environment(tmp_path, start_server, http, monkeypatch):
+    monkeypatch.setenv("EMAIL_SMTP_PASSWORD", "the Pod's own secret")
     server, caller, environment = run_recording_plugin(tmp_path, start_server, http)
+    assert environment["EMAIL_SMTP_PASSWORD"] is None  # the plugin gets the Pod's environment, less its secrets
     run_id = environment["run_id"]
     assert (environment["POD_PLUGINRUN_ID"], environment["POD_OWNER"]) == (run_id, caller.owner)
     target = json.loads(environment["POD_TARGET_ITEM"])
@@ -648,6 +703,23 @@ def test_54_send_email_without_smtp(pod, caplog):
     assert any("a@b.c" in record.getMessage() for record in caplog.records)
     assert not any("secret body" in record.getMessage() for record in caplog.records)
     assert_failure(pod.post("send_email", {"subject": "s", "body": "b"}), 400, "send_email takes")
+
+
+def test_54_send_email_through_a_relay(start_server, smtp_relay):
+    smtp = {"relay": "localhost", "port": smtp_relay.port, "user": "pod@example.org", "password": "relay password"}
+    pod = PodCaller(start_server(smtp={**smtp, "cafile": str(smtp_relay.certificate)}).url)
+    assert pod.call("send_email", {"to": "owner@example.org", "subject": "done", "body": "Your import finished."}) == {}
+    assert smtp_relay.logins == [[b"pod@example.org", b"relay password"]]
+    [message] = smtp_relay.messages
+    assert "From: Memri plugin <pod@example.org>" in message and "To: owner@example.org" in message
+    assert "Subject: Memri plugin message: done" in message
+    assert "Please do not reply." in message and message.rstrip().endswith("Your import finished.")
+    assert_failure(pod.post("send_email", {"to": "owner@example.org", "subject": "a\nBcc: x@y.z", "body": "b"}),
+                   400, "line")
+    # A relay whose certificate the Pod can't verify never sees the password.
+    untrusting = PodCaller(start_server(smtp=smtp).url)
+    assert_failure(untrusting.post("send_email", {"to": "owner@example.org", "subject": "s", "body": "b"}), 400, "SSL")
+    assert len(smtp_relay.logins) == 1 and len(smtp_relay.messages) == 1
 
 
 # ---------------------------------------------------------------------------------------------- pymemri 2022-08 (§10)

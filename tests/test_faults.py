@@ -149,7 +149,7 @@ def fuzz_pod(tmp_path_factory):
 
 JSON_ENDPOINTS = ["create_item", "get_item", "update_item", "delete_item", "search", "get_edges", "create_edge", "bulk",
                   "get_file", "send_email", "trigger/status"]
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 
 
@@ -184,8 +184,12 @@ def test_boundary_sweep(fuzz_pod, endpoint):
 @pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
 def test_fuzz_envelopes(fuzz_pod, endpoint):
     "Bodies that are not envelopes, envelopes with odd auth, and raw bytes (invalid UTF-8 among them)."
+    hex_text = lambda size: st.text("0123456789abcdefABCDEFg", min_size=size - 1, max_size=size + 1)
+    tokens = st.fixed_dictionaries({}, optional={"nonce": st.one_of(hex_text(48), json_values),
+                                                 "encryptedPermissions": st.one_of(hex_text(96), st.just(""), json_values)})
     auths = st.one_of(json_values, st.fixed_dictionaries({"type": st.sampled_from(["ClientAuth", "PluginAuth"])},
-                                                         optional={"databaseKey": json_values, "data": json_values}))
+                                                         optional={"databaseKey": json_values, "data": json_values}),
+                      st.fixed_dictionaries({"type": st.just("PluginAuth"), "data": tokens}))
     bodies = st.one_of(
         st.builds(lambda auth, payload: to_json({"auth": auth, "payload": payload}), auths, payloads),
         st.builds(to_json, json_values), st.binary(max_size=200),
@@ -234,6 +238,18 @@ def test_fuzz_owner_paths(fuzz_pod):
         url = f"{fuzz_pod.url}/v4/{quote(owner, safe='', errors='surrogatepass')}/{endpoint}"
         check_reply(fuzz_pod.http.post(url, data=to_json({"auth": fuzz_pod.auth, "payload": {}}), timeout=60))
     fuzz()
+
+
+def test_unexpected_error_closes_the_connection(start_server):
+    "After an internal error the server drops the connection; the 500 says so, and the client's next request works."
+    server = start_server()
+    @server.app.post("/v4/{owner}/explode")
+    def explode(owner: str): raise RuntimeError("details stay in the server log")
+    caller = PodCaller(server.url)
+    reply = caller.post("explode", {})
+    assert (reply.status_code, reply.text) == (500, "Failure: internal error (RuntimeError)")
+    assert reply.headers["connection"] == "close"
+    assert caller.post("search", {}).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------- (b) kill -9
@@ -336,6 +352,55 @@ def test_kill_9_during_bulk_writes(tmp_path, pod_processes):
         assert set(batches) <= acknowledged | in_flight, f"bulks stored that were never sent: {set(batches) - acknowledged - in_flight}"
         assert integrity_check(data_dir, caller) == [("ok",)]
         assert caller.call("bulk", {"createItems": [{"type": "Row", "id": f"after-kill-{round_}"}]})["createItems"]
+
+
+CRASHING_POD = """
+import os, signal, sys
+import uvicorn
+import pymemri.pod.files as files
+from pymemri.pod.server import create_app
+
+data_dir, port, moment = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+write_blob = files._write_once
+def crash_around_the_blob(path, data):
+    if moment == "before": os.kill(os.getpid(), signal.SIGKILL)
+    write_blob(path, data)
+    os.kill(os.getpid(), signal.SIGKILL)
+files._write_once = crash_around_the_blob
+uvicorn.run(create_app(data_dir), host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+@pytest.mark.parametrize("moment", ["before", "after"])
+def test_kill_9_during_upload(tmp_path, start_server, moment):
+    "A Pod killed just before or just after it writes an uploaded file's bytes: afterwards the owner can read the file."
+    script, data_dir, port = tmp_path / "crashing_pod.py", tmp_path / "data", free_port()
+    script.write_text(CRASHING_POD)
+    process = subprocess.Popen([sys.executable, str(script), str(data_dir), str(port), moment], stderr=subprocess.PIPE)
+    try:
+        caller = PodCaller(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                caller.http.get(f"{caller.url}/version", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+                time.sleep(0.05)
+        data = secrets.token_bytes(10_000)
+        sha256 = hashlib.sha256(data).hexdigest()
+        caller.create(type="File", sha256=sha256)
+        with pytest.raises(requests.ConnectionError): caller.upload(data)
+        assert process.wait(10) == -signal.SIGKILL
+    finally:
+        if process.poll() is None: process.kill()
+    restarted = PodCaller(start_server(data_dir).url, caller.owner, caller.key)
+    stored = restarted.post("get_file", {"sha256": sha256})
+    if stored.status_code == 404:  # the bytes never arrived: uploading again must work
+        assert restarted.upload(data).status_code == 200
+        stored = restarted.post("get_file", {"sha256": sha256})
+    else: assert_refused(restarted.upload(data), 409)
+    assert (stored.status_code, stored.content) == (200, data)
 
 
 # ---------------------------------------------------------------------------------------------- (c) concurrency

@@ -96,7 +96,7 @@ def failure_reply(status: int, message: str) -> PlainTextResponse:
     "An error reply: `Failure: message` as text."
     return PlainTextResponse(f"Failure: {message}", status_code=status)
 
-# %% ../../nbs/pod.server.ipynb #940f40f5
+# %% ../../nbs/pod.server.ipynb #e050acb8
 PREFLIGHT_HEADERS = [(b"access-control-allow-origin", b"*"), (b"access-control-allow-methods", b"HEAD, GET, POST, PUT"),
                      (b"access-control-allow-headers", b"Origin, X-Requested-With, Content-Type, Accept"),
                      (b"access-control-max-age", b"300"), (b"vary", b"origin"), (b"content-length", b"0")]
@@ -111,16 +111,16 @@ class PodHeaders:
         if scope["method"] == "OPTIONS" and b"origin" in headers:
             await send({"type": "http.response.start", "status": 200, "headers": PREFLIGHT_HEADERS})
             return await send({"type": "http.response.body", "body": b""})
-        limit = FILE_LIMIT if "/upload_file" in scope["path"] else JSON_LIMIT
-        length = headers.get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > limit:
-            reply = failure_reply(413, f"the body is larger than {limit // 2**20} MiB" if length.isdigit() else "bad Content-Length")
-            return await reply(scope, receive, send)
 
         async def send_with_cors(message):
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"access-control-allow-origin", b"*")]
             await send(message)
+        limit = FILE_LIMIT if "/upload_file" in scope["path"] else JSON_LIMIT
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > limit:
+            reply = failure_reply(413, f"the body is larger than {limit // 2**20} MiB" if length.isdigit() else "bad Content-Length")
+            return await reply(scope, receive, send_with_cors)
         await self.app(scope, receive, send_with_cors)
 
 # %% ../../nbs/pod.server.ipynb #6c0a1f8d

@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['FIXABLE_ERRORS', 'EXIT_CODES', 'PROGRESS_FORMAT', 'CLIError', 'cli_errors', 'keys_for_cli', 'store_keys',
-           'connected_client', 'read_json_file', 'read_metadata', 'execute', 'prepare', 'pod_environment',
-           'run_from_metadata', 'run_plugin', 'create_run', 'follow_run', 'simulate_run_plugin_from_frontend']
+           'pod_answers', 'pod_for_cli', 'connected_client', 'read_json_file', 'read_metadata', 'execute', 'prepare',
+           'pod_environment', 'run_from_metadata', 'run_plugin', 'create_run', 'follow_run',
+           'simulate_run_plugin_from_frontend']
 
-# %% ../../nbs/plugin.cli.ipynb #5189ab6b
+# %% ../../nbs/plugin.cli.ipynb #adca312c
 import json
 import os
 import signal
@@ -18,11 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
+import requests
 from fastcore.script import call_parse, store_true
 from tqdm import tqdm
 
 from ..data.schema import PluginRun
-from ..pod.api import PodError
+from ..pod.api import DEFAULT_POD_ADDRESS, PodError
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, read_keys, write_keys
 from ..pod.launchers import plugin_log_path
@@ -70,11 +72,28 @@ def store_keys(owner_key: str = None,  # Owner key to store (default: a new rand
     write_keys(owner_key or generate_random_key(), database_key or generate_random_key())
     print(f"Stored Pod keys in {path}")
 
-# %% ../../nbs/plugin.cli.ipynb #a0724a00
+# %% ../../nbs/plugin.cli.ipynb #15e9d4ef
+def pod_answers(url: str, timeout: float = 2) -> bool:
+    "Whether a Pod answers `GET /version` at `url`."
+    try: return "cargo" in requests.get(f"{url.rstrip('/')}/version", timeout=timeout).text
+    except requests.RequestException: return False
+
+def pod_for_cli(url: str = None, quiet: bool = False) -> tuple:
+    "`(address, started server or None)`: the Pod at `url`, else at the default address, else an embedded one."
+    if url:
+        if not pod_answers(url): raise ConnectionError(f"no Pod answers at {url}; start one there, or leave out the address")
+        return url, None
+    default = os.environ.get("POD_ADDRESS") or DEFAULT_POD_ADDRESS
+    if pod_answers(default, timeout=0.5): return default, None
+    from pymemri.pod.serve import PodServer
+    server = PodServer().start()
+    if not quiet: print(f"No Pod at {default}: started the embedded Pod at {server.url} (data in {server.data_dir})", file=sys.stderr)
+    return server.url, server
+
+# %% ../../nbs/plugin.cli.ipynb #b390970a
 @contextmanager
 def connected_client(address: str = None, owner_key: str = None, database_key: str = None, auth_json: str = None):
     "A PodClient for the Pod at `address` (or the default, or an embedded one), closed at the end."
-    from pymemri.pod.serve import pod_for_cli  # the server is imported only when a Pod must be found
     url, server = pod_for_cli(address)
     try:
         if auth_json:

@@ -5,7 +5,7 @@ Run from the repository root:
     python tools/build_docs.py                  # run every notebook; write docs/*.html and README.md
     python tools/build_docs.py --only pod.client  # one page (index also rewrites README.md)
     python tools/build_docs.py --check          # build into a temp dir; fail if docs/ has other pages
-    python tools/build_docs.py --jobs 1         # notebooks run in parallel unless told otherwise
+    python tools/build_docs.py --jobs 2         # run two notebooks at a time (default: one)
 
 Each notebook runs in a fresh Jupyter kernel with cwd `nbs/` and `PYMEMRI_HOME` set to a new temp
 dir; the notebook file itself is never written. As with `nbdev_test`, cells marked `#| eval: false`
@@ -13,7 +13,8 @@ or with a test flag from settings.ini (`tst_flags`) are not run. For display, nb
 drop `#| hide` cells (source and outputs) and `#| hide_line` lines and strip directives;
 `#| echo: false` hides a cell's source, `#| output: false` its outputs, `#| include: false` the cell.
 Outputs are tidied as Jupyter shows them (progress bars keep their last state) and the temp
-PYMEMRI_HOME is shown as `~/.pymemri`; ipywidgets are replaced by a short note.
+PYMEMRI_HOME is shown as `~/.pymemri`; an ipywidget shows its own static HTML if it has one
+(`_repr_mimebundle_`), else a short note.
 
 Pages are nbconvert's 'basic' HTML in a self-contained page (inline CSS, no JavaScript) with a
 sidebar of all pages, titled from each notebook's `# Title` and `> subtitle`; nbs/index.ipynb
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import nbformat
 from execnb.nbio import dict2nb, nb2dict
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter, MarkdownExporter
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
@@ -40,9 +40,13 @@ NBS, DOCS = ROOT / "nbs", ROOT / "docs"
 SETTINGS = configparser.ConfigParser(interpolation=None)
 SETTINGS.read(ROOT / "settings.ini")
 SETTINGS = SETTINGS["DEFAULT"]
-GROUPS = {"index": "", "data": "Data", "pod": "Pod", "plugin": "Plugins"}  # sidebar order and headings
+GROUPS = {"index": "", "plugin": "Plugins", "data": "Data", "pod": "Pod"}  # sidebar order and headings
+READING_ORDER = ["plugin.pluginbase", "plugin.cli", "plugin.states", "plugin.template", "plugin.authenticators.prompts",
+                 "plugin.authenticators.password", "plugin.authenticators.oauth", "data.itembase", "data.schema",
+                 "pod.client", "pod.api", "pod.keys", "pod.server", "pod.serve"]  # the rest follow, by name
 WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+TEMP_HOME = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+(?=/(pod_keys|pod|plugins)\b)")  # PYMEMRI_HOME's folders
 
 
 class BuildError(Exception): "A notebook that failed to run; the message names it and the cell."
@@ -50,7 +54,8 @@ class BuildError(Exception): "A notebook that failed to run; the message names i
 
 def page_order(path: Path):
     group = path.stem.split(".")[0]
-    return (list(GROUPS).index(group) if group in GROUPS else len(GROUPS)), path.stem
+    rank = READING_ORDER.index(path.stem) if path.stem in READING_ORDER else len(READING_ORDER)
+    return (list(GROUPS).index(group) if group in GROUPS else len(GROUPS)), rank, path.stem
 
 
 def title_of(nb) -> tuple:
@@ -71,17 +76,18 @@ def execute(path: Path, skip_flags: set) -> tuple:
         if found.get("eval:", [""])[0].lower() == "false" or skip_flags & found.keys():
             cell.metadata.setdefault("tags", []).append("skip-execution")
     nb.cells.append(nbformat.v4.new_code_cell('import os; print(os.environ.get("PYMEMRI_HOME", ""), end="")'))
-    current = {}
-    client = NotebookClient(nb, timeout=600, km=KernelManager(kernel_name="python3", transport="ipc"),
+    work, current = tempfile.mkdtemp(prefix="pymemri-docs-"), {}
+    home, sockets = os.path.join(work, "home"), os.path.join(work, "kernel")  # ipc sockets: no TCP, no warning
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                            config=Config({"KernelManager": {"transport": "ipc", "ip": sockets}}),
                             on_cell_execute=lambda cell, cell_index: current.update(cell=cell, index=cell_index))
-    home = tempfile.mkdtemp(prefix="pymemri-docs-")
-    try: client.execute(cwd=str(NBS), env={**os.environ, "PYMEMRI_HOME": home})
+    try: os.mkdir(home); client.execute(cwd=str(NBS), env={**os.environ, "PYMEMRI_HOME": home})
     except Exception as error:
         cell, reason = current.get("cell"), ANSI.sub("", str(error)).strip()
         if cell is None: raise BuildError(f"{path.name}: the kernel did not start: {reason}") from None
         raise BuildError(f"{path.name}: cell {current['index']} (id {cell.get('id', '?')}) failed:\n"
                          + (reason if cell.source in reason else f"{cell.source}\n{reason}")) from None
-    finally: shutil.rmtree(home, ignore_errors=True)
+    finally: shutil.rmtree(work, ignore_errors=True)
     probe = nb.cells.pop()
     homes = [home] + [out.text for out in probe.outputs if out.get("name") == "stdout" and out.text.strip()]
     return nbformat.writes(nb), homes
@@ -92,6 +98,7 @@ def tidy_outputs(nb, homes: list):
     nb.metadata.pop("widgets", None)
     def tidy(text):
         for home in homes: text = text.replace(home, "~/.pymemri")
+        text = TEMP_HOME.sub("~/.pymemri", text)  # homes a notebook made and left again
         return re.sub(r"\S*/ipykernel_\d+/\d+\.py", "<cell>", text)
     for cell in nb.cells:
         if cell.cell_type != "code": continue
@@ -101,11 +108,11 @@ def tidy_outputs(nb, homes: list):
                 lines = out.text.replace("\r\n", "\n").split("\n")
                 out.text = tidy("\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines))
             if out.output_type == "error": out.traceback = [tidy(line) for line in out.traceback]
-            if WIDGET in out.get("data", {}):
+            if WIDGET in out.get("data", {}):  # a widget's own static HTML if it has one, else a note
+                del out.data[WIDGET]
                 kind = out.data.get("text/plain", "Widget").split("(")[0]
-                out.data = {"text/html": f'<div class="widget-note">An interactive form ({html.escape(kind)}) '
-                                         "appears here when the notebook runs in Jupyter.</div>",
-                            "text/plain": f"[{kind}: an interactive form when run in Jupyter]"}
+                out.data.setdefault("text/html", f'<div class="widget-note">An interactive form ({html.escape(kind)}) '
+                                                 "appears here when the notebook runs in Jupyter.</div>")
             for mime, value in out.get("data", {}).items():
                 if isinstance(value, str) and mime.startswith("text/"): out.data[mime] = tidy(value)
 
@@ -126,17 +133,18 @@ def for_display(nb_json: str, homes: list):
     tidy_outputs(nb, homes)
     nb = dict2nb(json.loads(nbformat.writes(nb)))  # nbdev's processors work on execnb's form of a notebook
     NBProcessor(nb=nb, procs=[hide_, hide_line, filter_stream_, rm_header_dash, clean_magics, show_options]).process()
-    return nbformat.reads(json.dumps(nb2dict(nb)), as_version=4)
+    nb = nbformat.reads(json.dumps(nb2dict(nb)), as_version=4)
+    nb.cells = [cell for cell in nb.cells if cell.source.strip() or cell.get("outputs")]  # e.g. `#| default_exp`
+    return nb
 
 
-def ansi_css():
-    colours = "black #3e424d red #e75c58 green #00a250 yellow #ddb62b blue #208ffb magenta #d160c4 cyan #60c6c8 white #c5c1b4"
-    intense = "black #282c36 red #b22b31 green #007427 yellow #b27d12 blue #0065ca magenta #a03196 cyan #258f8f white #a1a6b2"
-    rules = []
-    for suffix, spec in (("", colours), ("-intense", intense)):
-        names, values = spec.split()[::2], spec.split()[1::2]
-        rules += [f".ansi-{n}{suffix}-fg{{color:{v}}} .ansi-{n}{suffix}-bg{{background:{v}}}" for n, v in zip(names, values)]
-    return "\n".join(rules) + "\n.ansi-bold{font-weight:bold} .ansi-underline{text-decoration:underline}"
+def ansi_css() -> str:
+    "CSS for the classes nbconvert gives ANSI-coloured output (`ansi-red-fg`, `ansi-green-intense-bg`, …)."
+    colours = dict(black="#3e424d #282c36", red="#e75c58 #b22b31", green="#00a250 #007427", yellow="#ddb62b #b27d12",
+                   blue="#208ffb #0065ca", magenta="#d160c4 #a03196", cyan="#60c6c8 #258f8f", white="#c5c1b4 #a1a6b2")
+    return "\n".join(f".ansi-{name}{kind}-fg{{color:{value}}} .ansi-{name}{kind}-bg{{background:{value}}}"
+                     for name, values in colours.items() for kind, value in zip(("", "-intense"), values.split())
+                     ) + "\n.ansi-bold{font-weight:bold} .ansi-underline{text-decoration:underline}"
 
 
 CSS = """
@@ -148,26 +156,26 @@ nav .tagline{color:#6c757d;margin:.2rem 0 1rem}
 nav h4{margin:1.1rem 0 .3rem;font-size:.75rem;text-transform:uppercase;letter-spacing:.05em;color:#6c757d}
 nav a.page{display:block;padding:.15rem .5rem;border-radius:4px;color:#343a40;text-decoration:none}
 nav a.page:hover{background:#e9ecef} nav a.current{background:#dde7f7;font-weight:600}
-main{flex:1;min-width:0;max-width:960px;padding:1.5rem 2.5rem 4rem}
+main{flex:1;min-width:0;max-width:1100px;padding:1.5rem 2.5rem 4rem}
 header h1{margin-bottom:.2rem} header .subtitle{color:#6c757d;font-size:1.15rem;margin-top:0}
 a{color:#0b61c4} .anchor-link{visibility:hidden;margin-left:.3rem;text-decoration:none}
 h2:hover .anchor-link,h3:hover .anchor-link,h4:hover .anchor-link{visibility:visible}
 pre{margin:0;padding:.6rem .8rem;overflow-x:auto;font:13.5px/1.45 ui-monospace,Menlo,Consolas,monospace;white-space:pre}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;background:#f1f3f5;padding:.05em .25em;border-radius:3px}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;background:#f1f3f5;padding:.05em .25em}
 pre code{background:none;padding:0;font-size:inherit}
 .text_cell_render pre{background:#f6f8fa;border-radius:4px}
 .code_cell{margin:1rem 0} .input_area{background:#f6f8fa;border:1px solid #e3e6ea;border-radius:4px}
 .output_area{border-left:3px solid #dfe3e8;margin-top:.25rem}
 .output_area pre{background:none;white-space:pre-wrap;word-break:break-word}
 .output_stderr{background:#fff5f5} .output_area img{max-width:100%}
-.widget-note{padding:.5rem .8rem;color:#6c757d;font-style:italic}
+.output_html{padding:.3rem .8rem} .widget-note{color:#6c757d;font-style:italic}
 table{border-collapse:collapse} th,td{border:1px solid #dee2e6;padding:.25rem .6rem}
 blockquote{margin:0;padding-left:1rem;border-left:3px solid #dee2e6;color:#495057}
 @media (max-width:800px){body{display:block} nav{position:static;width:auto;height:auto}}
 """
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} | {project}</title>
+<title>{plain_title} | {project}</title>
 <style>{css}</style></head>
 <body><nav><!-- sidebar -->{sidebar}<!-- /sidebar --></nav>
 <main><header><h1>{title}</h1>{subtitle}</header>
@@ -186,28 +194,34 @@ def sidebar(pages: dict, current: str) -> str:
         group = GROUPS.get(name.split(".")[0], "More")
         if group != heading: items.append(f"<h4>{group}</h4>"); heading = group
         current_class = " current" if name == current else ""
-        items.append(f'<a class="page{current_class}" href="{name}.html" title="{html.escape(subtitle)}">'
-                     f"{html.escape(title or name)}</a>")
+        title, subtitle = (html.escape(text.replace("`", "")) for text in (title or name, subtitle))
+        items.append(f'<a class="page{current_class}" href="{name}.html" title="{subtitle}">{title}</a>')
     return "\n".join(items)
+
+
+def link_pages(markdown: str, pages: dict) -> str:
+    "Links to `notebook.ipynb` go to its page, and a page's name in backticks (`pod.client`) links to it."
+    markdown = re.sub(r"(\w[\w.-]*)\.ipynb\b", r"\1.html", markdown)
+    link = lambda m: f"[`{m[1]}`]({m[1]}.html)" if m[1] in pages and m[1] != "index" else m[0]
+    return re.sub(r"(?<!\[)`([\w.]+)`(?!\])", link, markdown)
 
 
 def render_page(name: str, nb, pages: dict) -> str:
     "One page of the site: the notebook, less its title and subtitle, which the header shows."
     for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source = re.sub(r"(\w[\w.-]*)\.ipynb\b", r"\1.html", cell.source)
-            cell.source = re.sub(r"(?<!\[)`([\w.]+)`(?!\])", lambda m: f"[`{m[1]}`]({m[1]}.html)" if m[1] in pages and m[1] != "index" else m[0], cell.source)
+        if cell.cell_type == "markdown": cell.source = link_pages(cell.source, pages)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and re.search(r"^#\s+\S", cell.source, re.M):
-            cell.source = re.sub(r"^>.*\n?", "", re.sub(r"^#\s+.*\n?", "", cell.source, count=1, flags=re.M), count=1, flags=re.M)
+            without_title = re.sub(r"^#\s+.*\n?", "", cell.source, count=1, flags=re.M)
+            cell.source = re.sub(r"^>.*\n?", "", without_title, count=1, flags=re.M)
             break
-    nb.cells = [cell for cell in nb.cells if cell.source.strip() or cell.get("outputs")]
-    body, _ = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
-    title, subtitle = pages[name]
+    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    title, subtitle = (re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text)) for text in pages[name])
     css = CSS + ansi_css() + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight")
-    return PAGE.format(title=html.escape(title or name), project=html.escape(SETTINGS["title"]), css=css,
-                       sidebar=sidebar(pages, name), body=body,
-                       subtitle=f'<p class="subtitle">{html.escape(subtitle)}</p>' if subtitle else "")
+    return PAGE.format(title=title or name, plain_title=html.escape(pages[name][0] or name), css=css,
+                       project=html.escape(SETTINGS["title"]), sidebar=sidebar(pages, name), body=body,
+                       subtitle=f'<p class="subtitle">{subtitle}</p>' if subtitle else "")
 
 
 def render_readme(nb) -> str:
@@ -241,11 +255,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", metavar="NAME", help="rebuild this page only (e.g. pod.client)")
     parser.add_argument("--check", action="store_true", help="fail if docs/ does not have exactly these pages")
-    parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1), help="notebooks run at once")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks run at once (faster, but cells sensitive to timing may fail)")
     args = parser.parse_args()
-    pages = {path.stem: title_of(nbformat.read(path, as_version=4)) for path in sorted(NBS.glob("*.ipynb"), key=page_order)}
-    if args.only and args.only.removesuffix(".ipynb") not in pages: sys.exit(f"Error: no notebook nbs/{args.only}.ipynb")
-    names = [args.only.removesuffix(".ipynb")] if args.only and not args.check else list(pages)
+    paths = sorted(NBS.glob("*.ipynb"), key=page_order)
+    pages = {path.stem: title_of(nbformat.read(path, as_version=4)) for path in paths}  # name: (title, subtitle)
+    only = args.only and args.only.removesuffix(".ipynb")
+    if only and only not in pages: sys.exit(f"Error: no notebook nbs/{only}.ipynb")
+    names = [only] if only and not args.check else list(pages)
     results = run_notebooks(names, args.jobs)
 
     build = Path(tempfile.mkdtemp(prefix="pymemri-site-"))
@@ -256,16 +273,18 @@ def main():
         if args.check:
             built, present = {p.name for p in build.glob("*.html")}, {p.name for p in DOCS.glob("*.html")}
             if built != present:
-                sys.exit(f"Error: docs/ is out of date: missing {sorted(built - present)}, extra {sorted(present - built)}")
+                sys.exit(f"Error: docs/ is out of date: pages missing {sorted(built - present)}, "
+                         f"pages extra {sorted(present - built)}")
             return print(f"docs/ has the right {len(built)} pages")
         DOCS.mkdir(exist_ok=True)
-        if not args.only:  # a full build removes the pages of notebooks that are gone
+        if not only:  # a full build removes the pages of notebooks that are gone
             for page in DOCS.glob("*.html"):
                 if page.stem not in pages: page.unlink()
         for page in build.glob("*.html"): shutil.move(page, DOCS / page.name)
         for page in DOCS.glob("*.html"):  # keep every sidebar up to date, also after --only
             text = page.read_text()
-            fresh = re.sub(r"<!-- sidebar -->.*?<!-- /sidebar -->", lambda m: f"<!-- sidebar -->{sidebar(pages, page.stem)}<!-- /sidebar -->", text, flags=re.S)
+            nav = f"<!-- sidebar -->{sidebar(pages, page.stem)}<!-- /sidebar -->"
+            fresh = re.sub(r"<!-- sidebar -->.*?<!-- /sidebar -->", lambda m: nav, text, flags=re.S)
             if fresh != text: page.write_text(fresh)
         if readme is not None: (ROOT / "README.md").write_text(readme)
         print(f"wrote {len(names)} page(s) to docs/" + (" and README.md" if readme else ""))

@@ -70,7 +70,7 @@ def set_status(self: PluginBase, status: str, message: str = None):
     "Move the run to `status` (a `RunStatus`), with an optional message."
     _report(self, status=str(RunStatus(status)), message=message)
 
-# %% ../../nbs/plugin.pluginbase.ipynb #b71f3a49
+# %% ../../nbs/plugin.pluginbase.ipynb #9adf7d92
 class ExamplePlugin(PluginBase):
     "Creates a Dog called `dog_name` in the Pod: the smallest plugin that does something."
     schema_classes = [Dog]
@@ -82,7 +82,7 @@ class ExamplePlugin(PluginBase):
     def run(self):
         self.set_progress(0.5, f"creating a dog called {self.dog_name}")
         self.client.create(Dog(name=self.dog_name))
-        self.set_progress(1.0, "done")
+        self.set_progress(1.0, f"created {self.dog_name}")
 
 # %% ../../nbs/plugin.pluginbase.ipynb #67d0407e
 _PLUGIN_ARGUMENTS = {"self", "pluginRun", "client"}

@@ -105,13 +105,13 @@ def _connect(path: Path, key: str):
         connection.execute(f"PRAGMA {pragma}")
     return connection
 
-# %% ../../nbs/pod.db.ipynb #0175eee3
+# %% ../../nbs/pod.db.ipynb #aa338201
 class OwnerDatabase:
     "One owner's encrypted database, used by one request at a time."
     def __init__(self, path: Path, key: str, clock=now_millis):
         self.path, self.clock = Path(path), clock
         self._key_digest = hashlib.sha256(key.encode()).digest()
-        self.lock = threading.RLock()
+        self.lock, self.closed = threading.RLock(), False
         self.connection = _connect(self.path, key)
         self.schema, self.schema_ids = {}, {}
         with self.write(): self._migrate()
@@ -122,12 +122,13 @@ class OwnerDatabase:
 
     def __repr__(self): return f"OwnerDatabase({self.path.name})"
 
-# %% ../../nbs/pod.db.ipynb #804319e5
+# %% ../../nbs/pod.db.ipynb #0a0a03a8
 @patch
 @contextmanager
 def write(self: OwnerDatabase):
     "Run the block as one write transaction: all of it is stored, or none of it."
     with self.lock:
+        self._check_open()
         self.connection.execute("BEGIN IMMEDIATE")
         try:
             yield self
@@ -141,7 +142,20 @@ def write(self: OwnerDatabase):
 @contextmanager
 def read(self: OwnerDatabase):
     "Use the database for reading, alone."
-    with self.lock: yield self
+    with self.lock:
+        self._check_open()
+        yield self
+
+@patch
+def _check_open(self: OwnerDatabase):
+    if self.closed: raise PodFailure(503, "the Pod is shutting down")
+
+@patch
+def close(self: OwnerDatabase):
+    "Close the database; later requests are refused with 503."
+    with self.lock:
+        self.closed = True
+        self.connection.close()
 
 # %% ../../nbs/pod.db.ipynb #7264f7f0
 @patch
@@ -170,7 +184,7 @@ def _migrate(self: OwnerDatabase):
         self.connection.execute("PRAGMA user_version = 1")
     self.load_schema()
 
-# %% ../../nbs/pod.db.ipynb #5ee2e35c
+# %% ../../nbs/pod.db.ipynb #aee23734
 class Store:
     "Every owner's database under `data_dir`, opened on first use and kept open."
     def __init__(self, data_dir: Path, clock=now_millis):
@@ -198,6 +212,5 @@ class Store:
     def close(self):
         "Close every open database."
         with self._lock:
-            for database in self._databases.values():
-                with database.lock: database.connection.close()
+            for database in self._databases.values(): database.close()
             self._databases.clear()

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'PREFLIGHT_HEADERS', 'BULK_PARTS', 'EMAIL_FOOTER', 'JSON_ROUTES', 'PodState',
            'PodCall', 'request_body', 'pod_call', 'open_database', 'json_reply', 'failure_reply', 'PodHeaders',
-           'create_app', 'add_error_handlers', 'version', 'create_item', 'get_item_route', 'update_item', 'delete_item',
-           'search_route', 'get_edges_route', 'create_edge', 'bulk', 'upload_file', 'upload_file_b', 'get_file',
-           'send_email', 'trigger_status', 'add_routes', 'plugin_launches', 'start_plugins', 'mark_failed',
-           'plugin_exited']
+           'create_app', 'endpoint_name', 'add_error_handlers', 'version', 'create_item', 'get_item_route',
+           'update_item', 'delete_item', 'search_route', 'get_edges_route', 'create_edge', 'bulk', 'upload_file',
+           'upload_file_b', 'get_file', 'send_email', 'trigger_status', 'add_routes', 'plugin_launches',
+           'start_plugins', 'mark_failed', 'plugin_exited']
 
 # %% ../../nbs/pod.server.ipynb #0d734fe6
 import logging
@@ -139,7 +139,12 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
     app.add_middleware(PodHeaders)
     return app
 
-# %% ../../nbs/pod.server.ipynb #36b16b02
+# %% ../../nbs/pod.server.ipynb #2dfc77b7
+def endpoint_name(path: str) -> str:
+    "The endpoint a request path names, without the keys paths carry."
+    parts = path.split("/")
+    return parts[3] if len(parts) > 3 and parts[1] == "v4" else "/".join(parts[:2])
+
 def add_error_handlers(app: FastAPI, shared_server: bool):
     "Turn refusals into `Failure:` replies, and unknown routes into the reference's 404."
     @app.exception_handler(PodFailure)
@@ -152,7 +157,7 @@ def add_error_handlers(app: FastAPI, shared_server: bool):
 
     @app.exception_handler(Exception)
     async def on_error(request, error):
-        logger.exception("request to %s failed", request.url.path.split("/upload_file")[0])
+        logger.exception("%s request failed", endpoint_name(request.url.path))
         reply = failure_reply(500, f"internal error ({type(error).__name__})")
         reply.headers["connection"] = "close"
         return reply
@@ -294,7 +299,7 @@ def add_routes(app: FastAPI, shared_server: bool = False):
         app.post("/v4/{owner}/upload_file/{key}/{sha256}")(upload_file)
         app.post("/v4/{owner}/upload_file_b/{auth:path}/{sha256}")(upload_file_b)
 
-# %% ../../nbs/pod.server.ipynb #f326fefb
+# %% ../../nbs/pod.server.ipynb #ad6d43a7
 def plugin_launches(call: PodCall, run_ids: list) -> list:
     "What to start for the new PluginRuns `run_ids`, read inside the request's transaction."
     launches = []
@@ -327,5 +332,6 @@ def mark_failed(database: OwnerDatabase, run_id: str, message: str):
 def plugin_exited(state: PodState, launch: PluginLaunch, code: int, log_path: Path):
     "Called when a plugin process ends: a run that crashed is marked failed."
     database = state.store.opened(launch.owner)
-    if code != 0 and database is not None:
-        mark_failed(database, launch.run_id, f"plugin process exited with code {code}; its log is {log_path}")
+    if code == 0 or database is None: return
+    try: mark_failed(database, launch.run_id, f"plugin process exited with code {code}; its log is {log_path}")
+    except PodFailure as failure: logger.info("plugin run %s ended after the Pod closed: %s", launch.run_id, failure.message)

@@ -90,28 +90,27 @@ def store_tokens(self: OAuthAuthenticator, tokens: dict):
     account.tokenExpiry = datetime.now(timezone.utc) + timedelta(seconds=float(expires_in)) if expires_in else None
     save_account(self.client, account)
 
-# %% ../../../nbs/plugin.authenticators.oauth.ipynb #20621c63
+# %% ../../../nbs/plugin.authenticators.oauth.ipynb #be2c54de
 @patch
-def _refresh(self: OAuthAuthenticator) -> bool:
-    "Refresh the tokens; False, with the tokens forgotten, if the provider refuses the refresh token."
+def _refresh(self: OAuthAuthenticator):
+    "Refresh the tokens: None if that worked, else why not (the refused tokens forgotten)."
     try: self.store_tokens(self.refresh_tokens(self.account.refreshToken))
     except OAuthRefused as error:
         account = self.account
-        message = redact(f"{self.service} no longer accepts the saved login ({error}); log in again", *secrets_of(account))
+        reason = redact(f"{self.service} no longer accepts the saved login ({error})", *secrets_of(account))
         account.accessToken = account.refreshToken = account.tokenExpiry = None
-        account.errorMessage = message
+        account.errorMessage = reason
         save_account(self.client, account)
-        return False
-    return self.verify_access_token(self.account.accessToken)
+        return reason
+    return None if self.verify_access_token(self.account.accessToken) else f"{self.service} does not accept its refreshed token"
 
-# %% ../../../nbs/plugin.authenticators.oauth.ipynb #24f797b8
+# %% ../../../nbs/plugin.authenticators.oauth.ipynb #7557001b
 @patch
-def _log_in(self: OAuthAuthenticator):
-    "Ask the person to log in, and trade the code they bring back for tokens."
+def _log_in(self: OAuthAuthenticator, reason: str = None):
+    "Ask the person to log in (saying `reason`, if any), and trade the code they bring back for tokens."
     self.state = secrets.token_urlsafe(16)
     url, self.state = with_state(self.get_oauth_url(), self.state)
-    reason = f"{self.account.errorMessage}. " if self.account.errorMessage else ""
-    message = f"{reason}Log in to {self.service}: open the link, log in, and give back the code or the address you were sent to."
+    message = f"{reason + '. ' if reason else ''}Log in to {self.service}: open the link, log in, and give back the code or the address you were sent to."
     self.account = ask_and_wait(LoginRequest(self.client, self.pluginRun, self.account, self.service, message, auth_url=url), self.surface, self.timeout)
     code = code_from_answer(self.account.code, self.state)
     try: tokens = self.get_tokens_from_code(code)
@@ -119,7 +118,7 @@ def _log_in(self: OAuthAuthenticator):
         raise AuthenticationError(f"{self.service} refused the login code ({error}): it may have expired or been used already; log in again") from None
     self.store_tokens(tokens)
 
-# %% ../../../nbs/plugin.authenticators.oauth.ipynb #c294f7a9
+# %% ../../../nbs/plugin.authenticators.oauth.ipynb #f3fa6b1c
 @patch
 def _give_up(self: OAuthAuthenticator, message: str):
     message = redact(message, *secrets_of(self.account))
@@ -131,20 +130,26 @@ def _give_up(self: OAuthAuthenticator, message: str):
 
 @patch
 def _finish(self: OAuthAuthenticator, status: str) -> str:
+    if self.account.errorMessage:
+        self.account.errorMessage = None
+        save_account(self.client, self.account)
     if self.pluginRun.status != status:
         self.pluginRun.status, self.pluginRun.message = status, f"logged in to {self.service}"
         if self.pluginRun.id is not None: self.client.update_item(self.pluginRun)
     return self.account.accessToken
 
-# %% ../../../nbs/plugin.authenticators.oauth.ipynb #07c739de
+# %% ../../../nbs/plugin.authenticators.oauth.ipynb #78ed38d2
 @patch
 def authenticate(self: OAuthAuthenticator) -> str:
     "A valid access token: the Account's, else a refreshed one, else one from a new login; kept on the Account."
     self.account, status = find_account(self.client, self.pluginRun, self.service), self.pluginRun.status
     try:
         if self.account.accessToken and self.verify_access_token(self.account.accessToken): return self._finish(status)
-        if self.account.refreshToken and self._refresh(): return self._finish(status)
-        self._log_in()
+        reason = None
+        if self.account.refreshToken:
+            reason = self._refresh()
+            if reason is None: return self._finish(status)
+        self._log_in(reason)
         if not self.verify_access_token(self.account.accessToken): raise AuthenticationError(f"{self.service} does not accept the token it just issued")
     except AuthenticationError as error: self._give_up(str(error))
     except UNREACHABLE as error: self._give_up(f"{self.service} can't be reached: {error}")

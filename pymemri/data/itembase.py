@@ -60,7 +60,7 @@ def _parse_annotation(owner: str, name: str, annotation):
     raise TypeError(f"{owner}.{name}: annotation {annotation!r} is neither a value type "
                     f"({', '.join(t.__name__ for t in VALUE_TYPES)}) nor list[ItemType]")
 
-# %% ../../nbs/data.itembase.ipynb #9df1c0af
+# %% ../../nbs/data.itembase.ipynb #92010fed
 class Item:
     "An item in the Pod: typed properties declared as class annotations, edges as `list[Type]`."
     id: str
@@ -72,6 +72,7 @@ class Item:
     property_types: dict = {}  # property name -> Python type, filled in for every subclass
     edge_types: dict = {}      # edge name -> target item type name
     registry: dict = {}        # item type name -> class
+    secret_properties = ()     # names whose values a repr shows as *** (passwords, tokens)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -113,8 +114,8 @@ class Item:
         raise AttributeError(f"{self.type} has no attribute, property or edge {name!r}")
 
     def __repr__(self):
-        shown = [f"{name}={getattr(self, name)!r}" for name in self.property_types
-                 if name not in BASE_PROPERTIES and getattr(self, name) is not None]
+        shown = [f"{name}={'***' if name in self.secret_properties else repr(getattr(self, name))}"
+                 for name in self.property_types if name not in BASE_PROPERTIES and getattr(self, name) is not None]
         return f"{self.type}({', '.join(shown)})"
 
 # %% ../../nbs/data.itembase.ipynb #d8edbf67

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from .itembase import BASE_PROPERTIES, VALUE_TYPES, Item
 
-# %% ../../nbs/data.schema.ipynb #ebfacc21
+# %% ../../nbs/data.schema.ipynb #71a99a60
 class ItemPropertySchema(Item):
     "Declares one property: its name, the item type that introduced it, and its value type."
     itemType: str
@@ -43,6 +43,7 @@ class Account(Item):
     displayName: str
     externalId: str
     owner: list["Person"]
+    secret_properties = ("secret", "code", "accessToken", "refreshToken")
 
 # %% ../../nbs/data.schema.ipynb #d188c75b
 class CVUStoredDefinition(Item):

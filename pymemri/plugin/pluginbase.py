@@ -113,7 +113,7 @@ def plugin_about(cls: type) -> dict:
                                        if name not in ("id", "dateCreated", "dateModified", "dateServerModified", "deleted")}
                        for item in cls.schema_classes}}
 
-# %% ../../nbs/plugin.pluginbase.ipynb #12c3dd99
+# %% ../../nbs/plugin.pluginbase.ipynb #f17126fb
 _SIMPLE_TYPES = (str, int, float, bool)
 
 def check_config(cls: type, config) -> dict:
@@ -126,6 +126,7 @@ def check_config(cls: type, config) -> dict:
         if key not in parameters:
             raise PluginError(f"{name} takes no config parameter {key!r} (it takes: {', '.join(parameters) or 'none'})")
         kind = parameters[key].annotation
+        if kind is float and type(value) is int: continue  # JSON has one kind of number
         if kind in _SIMPLE_TYPES and not (isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)):
             raise PluginError(f"{name} config {key!r} must be {kind.__name__}, got {type(value).__name__} {value!r:.40}")
     missing = [key for key, parameter in parameters.items() if parameter.default is inspect.Parameter.empty and key not in config]

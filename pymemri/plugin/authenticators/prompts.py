@@ -27,11 +27,11 @@ from ..cli import CLIError, cli_errors, connected_client
 from ..pluginbase import PluginAborted, PluginError
 from ..states import RunStatus, wait_for_status
 
-# %% ../../../nbs/plugin.authenticators.prompts.ipynb #6a7b2806
+# %% ../../../nbs/plugin.authenticators.prompts.ipynb #139437be
 class AuthenticationError(PluginError):
     "A login that failed, or could not be asked for; the message says why, and never holds a secret."
 
-SECRET_PROPERTIES = ("secret", "code", "accessToken", "refreshToken")
+SECRET_PROPERTIES = Account.secret_properties
 
 def redact(text: str, *secrets) -> str:
     "`text` with each of `secrets` in it replaced by `***`."

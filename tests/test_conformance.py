@@ -581,7 +581,7 @@ def test_46_upload_and_get_file(pod):
 
 def test_47_upload_refusals(pod):
     data = b"some bytes"
-    sha256 = file_item(pod, data)
+    file_item(pod, data)
     assert_failure(pod.upload(data, sha256=hashlib.sha256(b"other").hexdigest()), 400, "does not match")
     assert_failure(pod.upload(b"no item", sha256=hashlib.sha256(b"no item").hexdigest()), 404, "create the File item first")
     # Wrong key in the path: the reference answers 500 [F]; we answer 401 (documented deviation).

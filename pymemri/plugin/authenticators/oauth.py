@@ -41,7 +41,7 @@ def with_state(url: str, state: str) -> tuple:
     if found: return url, found[0]
     return f"{url}{'&' if urlsplit(url).query else '?'}{urlencode({'state': state})}", state
 
-# %% ../../../nbs/plugin.authenticators.oauth.ipynb #ce3ebd29
+# %% ../../../nbs/plugin.authenticators.oauth.ipynb #74f2cbcd
 class OAuthRefused(AuthenticationError):
     "The provider refused a code or a token (`invalid_grant` and the like); the message is its reason."
 
@@ -57,26 +57,22 @@ class OAuthAuthenticator:
 
     def __repr__(self): return f"{type(self).__name__}({self.service}, run {self.pluginRun.id or 'not stored'})"
 
-# %% ../../../nbs/plugin.authenticators.oauth.ipynb #37094b4e
-@patch
-def get_oauth_url(self: OAuthAuthenticator) -> str:
-    "The provider's login address for the person to open, with `self.state` in it."
-    raise NotImplementedError(f"{type(self).__name__} must implement get_oauth_url()")
+    # Your subclass says how the provider works:
+    def get_oauth_url(self) -> str:
+        "The provider's login address for the person to open, with `self.state` in it."
+        raise NotImplementedError(f"{type(self).__name__} must implement get_oauth_url()")
 
-@patch
-def get_tokens_from_code(self: OAuthAuthenticator, code: str) -> dict:
-    "The provider's token response for `code`: `access_token`, and usually `refresh_token` and `expires_in`."
-    raise NotImplementedError(f"{type(self).__name__} must implement get_tokens_from_code(code)")
+    def get_tokens_from_code(self, code: str) -> dict:
+        "The provider's token response for `code`: `access_token`, and usually `refresh_token` and `expires_in`."
+        raise NotImplementedError(f"{type(self).__name__} must implement get_tokens_from_code(code)")
 
-@patch
-def refresh_tokens(self: OAuthAuthenticator, token: str) -> dict:
-    "The provider's token response for the refresh `token` (with a new `refresh_token` if it rotates them)."
-    raise NotImplementedError(f"{type(self).__name__} must implement refresh_tokens(token)")
+    def refresh_tokens(self, token: str) -> dict:
+        "The provider's token response for the refresh `token` (with a new `refresh_token` if it rotates them)."
+        raise NotImplementedError(f"{type(self).__name__} must implement refresh_tokens(token)")
 
-@patch
-def verify_access_token(self: OAuthAuthenticator, token: str) -> bool:
-    "Whether the provider accepts the access `token`."
-    raise NotImplementedError(f"{type(self).__name__} must implement verify_access_token(token)")
+    def verify_access_token(self, token: str) -> bool:
+        "Whether the provider accepts the access `token`."
+        raise NotImplementedError(f"{type(self).__name__} must implement verify_access_token(token)")
 
 # %% ../../../nbs/plugin.authenticators.oauth.ipynb #79f236b6
 @patch

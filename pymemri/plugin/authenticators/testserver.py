@@ -6,12 +6,11 @@
 __all__ = ['AUTH_METHODS', 'LOGIN_PAGE', 'Client', 'Code', 'Token', 'CodeGrant', 'RotatingRefreshGrant', 'Revocation', 'Request',
            'Server', 'OAuthTestServer', 'Handler']
 
-# %% ../../../nbs/plugin.authenticators.testserver.ipynb #9b0653eb
+# %% ../../../nbs/plugin.authenticators.testserver.ipynb #86d2161a
 import html
 import secrets
 import threading
 import time
-from base64 import b64encode
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit

@@ -6,7 +6,7 @@
 __all__ = ['PluginError', 'PluginAborted', 'PluginBase', 'ExamplePlugin', 'config_parameters', 'plugin_about', 'check_config',
            'load_plugin_class']
 
-# %% ../../nbs/plugin.pluginbase.ipynb #6c3b85eb
+# %% ../../nbs/plugin.pluginbase.ipynb #6a950692
 import importlib
 import inspect
 import threading
@@ -14,6 +14,7 @@ import warnings
 
 from fastcore.basics import patch
 
+from ..data.itembase import BASE_PROPERTIES
 from ..data.schema import PluginRun
 from ..pod.client import Dog, PodClient
 from .states import RunStatus
@@ -99,19 +100,20 @@ def config_parameters(cls: type) -> dict:
         if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()): break
     return parameters
 
-# %% ../../nbs/plugin.pluginbase.ipynb #a54d928b
+# %% ../../nbs/plugin.pluginbase.ipynb #4dece996
 def _type_name(annotation) -> str:
     return "any" if annotation is inspect.Parameter.empty else getattr(annotation, "__name__", str(annotation))
 
+def _describe_parameter(parameter: inspect.Parameter) -> dict:
+    if parameter.default is inspect.Parameter.empty: return {"type": _type_name(parameter.annotation), "required": True}
+    return {"type": _type_name(parameter.annotation), "default": parameter.default}
+
 def plugin_about(cls: type) -> dict:
     "A plugin's description, configuration parameters and item types, as JSON-ready data."
-    return {"plugin": f"{cls.__module__}.{cls.__name__}", "description": inspect.getdoc(cls) or "",
-            "config": {name: {"type": _type_name(parameter.annotation),
-                              **({"required": True} if parameter.default is inspect.Parameter.empty else {"default": parameter.default})}
-                       for name, parameter in config_parameters(cls).items()},
-            "schema": {item.__name__: {name: _type_name(kind) for name, kind in item.property_types.items()
-                                       if name not in ("id", "dateCreated", "dateModified", "dateServerModified", "deleted")}
-                       for item in cls.schema_classes}}
+    config = {name: _describe_parameter(parameter) for name, parameter in config_parameters(cls).items()}
+    schema = {item.__name__: {name: _type_name(kind) for name, kind in item.property_types.items() if name not in BASE_PROPERTIES}
+              for item in cls.schema_classes}
+    return {"plugin": f"{cls.__module__}.{cls.__name__}", "description": inspect.getdoc(cls) or "", "config": config, "schema": schema}
 
 # %% ../../nbs/plugin.pluginbase.ipynb #f17126fb
 _SIMPLE_TYPES = (str, int, float, bool)

@@ -741,10 +741,104 @@ def test_55_item_edge_schema(pod):
     assert HEX32.fullmatch(pod.call("create_edge", {"_source": a, "_target": b, "_name": "undeclaredEdge"}))
 
 
-@pytest.mark.skip(reason="§10.1 graphql is not implemented by the embedded Pod: POST /v4/{owner}/graphql needs a "
-                         "GraphQL parser, filters and edge traversal, and answers 404 here")
-def test_56_graphql(pod):
-    pass
+def test_56_graphql(pod, fixed_clock):
+    "Top-level order is search's: dateServerModified, ties by insertion; an update moves an item to the end."
+    ids = []
+    for moment in (3000, 1000, 2000, 2000):
+        fixed_clock.set(moment)
+        ids.append(pod.create(type="Person"))
+    fixed_clock.set(4000)
+    pod.call("update_item", {"id": ids[1]})
+    fixed_clock.release()
+    pod.create(type="Dog")
+    expected = ids_of(pod.search(type="Person"))
+    assert expected == [ids[2], ids[3], ids[0], ids[1]]
+    reply = pod.post("graphql", "query { Person { id } }")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    data = reply.json()["data"]
+    assert ids_of(data) == expected
+    assert all(item["type"] == "Person" and type(item["dateCreated"]) is int for item in data)
+    assert data[3]["dateServerModified"] == 4000 and data[3]["deleted"] is False
+    for text in ("{ Person { id } }", "Person { id }", "query people {\n  Person { id } # all of them\n}"):
+        assert pod.call("graphql", text) == {"data": data}
+    assert "id" not in pod.call("graphql", "{ Person { dateCreated } }")["data"][0]
+
+
+@pytest.fixture
+def messages(pod):
+    "People, their accounts (edge `owner`) and messages sent from the accounts (edge `sender`), as in §10.1."
+    pod.declare("Person/displayName/Text", "Account/service/Text", "Message/subject/Text")
+    alice, bob = pod.create(type="Person", displayName="Alice"), pod.create(type="Person", displayName="Bob")
+    x_alice, mail_alice, x_bob = (pod.create(type="Account", service=service, displayName=f"{service} account")
+                                  for service in ("x", "mail", "x"))
+    sent = [pod.create(type="Message", subject=subject) for subject in ("hello", "lunch?", "minutes", "unsent")]
+    edges = [(x_alice, alice, "owner"), (mail_alice, alice, "owner"), (x_bob, bob, "owner"),
+             (sent[0], x_alice, "sender"), (sent[1], mail_alice, "sender"), (sent[2], x_bob, "sender")]
+    pod.call("bulk", {"createEdges": [{"_source": source, "_target": target, "_name": name} for source, target, name in edges]})
+    return {"alice": alice, "bob": bob, "accounts": [x_alice, mail_alice, x_bob], "messages": sent}
+
+
+def test_56_graphql_edges(pod, messages):
+    query = "query { Message { subject sender { displayName owner { displayName } } } }"
+    data = pod.call("graphql", query)["data"]
+    # Creating an edge bumps its source's dateServerModified, so the unsent message comes first (search's order).
+    assert [message["subject"] for message in data] == ["unsent", "hello", "lunch?", "minutes"] and "id" not in data[0]
+    assert [[[owner["displayName"] for owner in account["owner"]] for account in message["sender"]] for message in data] == \
+        [[], [["Alice"]], [["Alice"]], [["Bob"]]]
+    account = data[1]["sender"][0]
+    assert set(account) == {"type", "dateCreated", "dateModified", "dateServerModified", "deleted", "displayName", "owner"}
+    assert account["type"] == "Account" and account["owner"][0]["type"] == "Person"
+    # Reverse edges, with a filter on the edge's items (§10.1's second example, in the bare form).
+    query = 'Person { id ~owner (filter: {service: {eq: "x"}}) { service ~sender { subject } } }'
+    data = pod.call("graphql", query)["data"]
+    assert [(person["id"], [(account["service"], [message["subject"] for message in account["~sender"]])
+                            for account in person["~owner"]]) for person in data] == \
+        [(messages["alice"], [("x", ["hello"])]), (messages["bob"], [("x", ["minutes"])])]
+    # Edges come in the order they were made; limit applies per item.
+    data = pod.call("graphql", "{ Person { ~owner { id } } }")["data"]
+    assert [ids_of(person["~owner"]) for person in data] == [messages["accounts"][:2], messages["accounts"][2:]]
+    data = pod.call("graphql", "{ Person { ~owner(limit: 1) { id } } }")["data"]
+    assert [ids_of(person["~owner"]) for person in data] == [messages["accounts"][:1], messages["accounts"][2:]]
+
+
+def test_56_graphql_filters(pod, messages, fixed_clock):
+    x_accounts = [messages["accounts"][0], messages["accounts"][2]]
+    assert ids_of(pod.call("graphql", 'Account(filter: {eq: {service: "x"}}) { id }')["data"]) == x_accounts
+    assert ids_of(pod.call("graphql", '{ Account(filter: {service: {eq: "x"}}) { id } }')["data"]) == x_accounts
+    assert pod.call("graphql", '{ Account(filter: {service: {eq: "none"}}) { id } }')["data"] == []
+    fixed_clock.set(10**13)
+    late = pod.create(type="Message", subject="late", dateCreated=10**13)
+    fixed_clock.release()
+    pod.call("delete_item", messages["messages"][3])
+    query = "{ Message(filter: {dateCreated: {gte: %d}}) { id } }"
+    assert ids_of(pod.call("graphql", query % 10**13)["data"]) == [late]
+    assert ids_of(pod.call("graphql", "{ Message(filter: {dateServerModified: {lt: %d}}, limit: 2) { id } }" % 10**13)["data"]) \
+        == messages["messages"][:2]
+    assert ids_of(pod.call("graphql", "{ Message(filter: {eq: {deleted: true}}) { id } }")["data"]) == [messages["messages"][3]]
+    assert pod.call("graphql", "{ Message(limit: 0) { id } }")["data"] == []
+
+
+@pytest.mark.parametrize("query, message", [
+    ("{ Person { id nickname ~owner { srvice } } }", "unknown fields Person.nickname, Person.~owner.srvice"),
+    ("{ Person { id ]", "Syntax Error"),
+    ("{ Person { id } Account { id } }", "one item type"),
+    ('{ Person(filter: {displayName: {eq: 3}}) { id } }', "'displayName' is Text, got an integer"),
+    ('{ Person(filter: {displayName: {gt: "a"}}) { id } }', "gt compares dates and numbers"),
+    ("{ Person(filter: {dateCreated: {gte: \"1\"}}) { id } }", "dateCreated must be int"),
+    ("{ Person(filter: {zzz: {eq: 1}}) { id } }", "'zzz' is not defined in the schema"),
+    ("{ Person(first: 1) { id } }", "not first"),
+    ("{ Person(limit: -1) { id } }", "limit must be a non-negative integer"),
+    ("{ Person { ~ owner { id } } }", "~ must come right before an edge name"),
+    ("query ($n: Int) { Person(limit: $n) { id } }", "not variables"),
+    ("", "the query is empty"),
+    ("{" * 100, "nests brackets more than"),
+])
+def test_56_graphql_refusals(pod, messages, query, message):
+    assert_failure(pod.post("graphql", query), 400, message)
+
+
+def test_56_graphql_payload_must_be_a_string(pod):
+    assert_failure(pod.post("graphql", {"query": "{ Person { id } }"}), 400, "JSON string")
 
 
 def test_57_trigger_status(pod):

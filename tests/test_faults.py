@@ -86,7 +86,9 @@ TEMPLATES = {  # valid payloads of each endpoint, for the fuzzer to spoil
     "bulk": [{"createItems": ITEM_TEMPLATES[:3], "updateItems": [UPDATE], "deleteItems": ["fuzz-item-2"],
               "createEdges": [EDGE], "search": [QUERY, {}]}],
     "send_email": [{"to": "a@b.c", "subject": "s", "body": "b"}],
-    "trigger/status": [{"item_id": "fuzz-item-1", "trigger_id": "t", "status": "OK"}]}
+    "trigger/status": [{"item_id": "fuzz-item-1", "trigger_id": "t", "status": "OK"}],
+    "graphql": ["query { Person { id age nick } }", '{ Person(filter: {dateCreated: {gte: 0}, eq: {nick: "two"}}) { id } }',
+                'Person(filter: {age: {lt: 5}}, limit: 5) { id f(limit: 1) { nick } ~f(filter: {eq: {nick: "two"}}) { id } }']}
 
 
 def objects_in(value) -> list:
@@ -148,7 +150,7 @@ def fuzz_pod(tmp_path_factory):
 
 
 JSON_ENDPOINTS = ["create_item", "get_item", "update_item", "delete_item", "search", "get_edges", "create_edge", "bulk",
-                  "get_file", "send_email", "trigger/status"]
+                  "get_file", "send_email", "trigger/status", "graphql"]
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 
@@ -203,6 +205,62 @@ def test_fuzz_envelopes(fuzz_pod, endpoint):
     def fuzz(body):
         check_reply(fuzz_pod.raw(endpoint, body))
     fuzz()
+
+
+GRAPHQL_TOKENS = ["{", "}", "(", ")", "[", "]", ":", ",", "~", "...", "@skip", "$x", "#", "\n", "query", "mutation", "fragment",
+                  "on", "Person", "Edge", "id", "age", "nick", "f", "~f", "~age", "filter", "limit", "eq", "gt", "gte", "lt",
+                  "lte", "dateCreated", "dateServerModified", "deleted", "type", "_limit", '"two"', '"', '"""', '"\\u0000"',
+                  "1", "-1", "0", "1.5", "1e999", "9" * 40, "9" * 5000, "true", "null", "ENUM", "\\", "\u00e9", "\x00", "\ufeff"]
+
+
+@st.composite
+def graphql_texts(draw):
+    "A valid query of the fuzz owner's, with one to four tokens put in or stretches taken out."
+    text = draw(st.sampled_from(TEMPLATES["graphql"]))
+    for _ in range(draw(st.integers(1, 4))):
+        start = draw(st.integers(0, len(text)))
+        if draw(st.booleans()): text = text[:start] + draw(st.sampled_from(GRAPHQL_TOKENS)) + text[start:]
+        else: text = text[:start] + text[start + draw(st.integers(1, 8)):]
+    return text
+
+
+# Well-formed queries with odd names, filters and values, to reach the checks past the parser.
+graphql_names = st.sampled_from(["id", "age", "nick", "f", "~f", "type", "deleted", "dateCreated", "dateServerModified",
+                                 "eq", "gt", "gte", "lt", "lte", "zzz", "_limit", "Person"])
+graphql_scalars = st.one_of(st.none(), st.booleans(), numbers.filter(lambda number: abs(number) < 1e300), st.text(max_size=10),
+                            st.sampled_from(["two", 1, 0])).map(json.dumps)
+graphql_literals = st.recursive(graphql_scalars, lambda children: st.one_of(
+    st.lists(children, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+    st.dictionaries(graphql_names, children, max_size=3).map(
+        lambda fields: "{" + ", ".join(f"{name}: {value}" for name, value in fields.items()) + "}")), max_leaves=8)
+graphql_tests = st.sampled_from(["eq", "eq", "gt", "gte", "lt", "lte", "age", "nick", "dateCreated", "zzz"])
+graphql_filters = st.dictionaries(graphql_names, st.one_of(st.dictionaries(graphql_tests, graphql_scalars, min_size=1, max_size=2).map(
+    lambda tests: "{" + ", ".join(f"{name}: {value}" for name, value in tests.items()) + "}"), graphql_literals), max_size=3).map(
+    lambda tests: "{" + ", ".join(f"{name}: {value}" for name, value in tests.items()) + "}")
+graphql_arguments = st.fixed_dictionaries({}, optional={"filter": graphql_filters,
+                                                        "limit": st.one_of(st.integers(-1, 3).map(str), graphql_scalars)}).map(
+    lambda arguments: "(" + ", ".join(f"{name}: {value}" for name, value in arguments.items()) + ")" if arguments else "")
+graphql_selections = st.deferred(lambda: st.lists(st.one_of(graphql_names, graphql_names, st.builds(
+    "{}{} {{ {} }}".format, st.sampled_from(["f", "~f", "g", "~g", "age"]), graphql_arguments, graphql_selections)),
+    min_size=1, max_size=4, unique=True).map(" ".join))
+graphql_queries = st.builds("{}{{ {}{} {{ {} }} }}".format, st.sampled_from(["", "query ", "query Q "]),
+                            st.sampled_from(["Person"] * 6 + ["Edge", "~f"]), graphql_arguments, graphql_selections)
+
+
+def test_fuzz_graphql_text(fuzz_pod):
+    "Query texts, spoiled queries, random runs of GraphQL tokens and odd well-formed queries: a 200 or a 400 naming the problem."
+    @FUZZ
+    @given(text=st.one_of(st.text(max_size=200), graphql_texts(), graphql_queries, graphql_queries,
+                          st.lists(st.sampled_from(GRAPHQL_TOKENS), max_size=40).map(" ".join)))
+    def fuzz(text):
+        reply = fuzz_pod.post("graphql", text)
+        check_reply(reply)
+        assert reply.status_code in (200, 400), reply.status_code
+    fuzz()
+    for depth in (30, 41, 1000, 100_000):
+        for text in ("{ Person " + "{ f " * depth + "{ id }" + " }" * depth + " }", "{ Person(filter: " + "[" * depth + ") { id } }",
+                     "Person(filter: {eq: " + "{a: " * depth + "1" + "}" * depth + "}) { id }"):
+            check_reply(fuzz_pod.post("graphql", text))
 
 
 @pytest.mark.parametrize("depth", [100, 900, 1100, 5000])

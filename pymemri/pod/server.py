@@ -7,10 +7,10 @@ __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'PREFLIGHT_HEADERS', 'BULK_PART
            'PodCall', 'request_body', 'pod_call', 'open_database', 'json_reply', 'failure_reply', 'PodHeaders',
            'create_app', 'endpoint_name', 'add_error_handlers', 'version', 'create_item', 'get_item_route',
            'update_item', 'delete_item', 'search_route', 'get_edges_route', 'create_edge', 'bulk', 'upload_file',
-           'upload_file_b', 'get_file', 'send_email', 'trigger_status', 'add_routes', 'plugin_launches',
-           'start_plugins', 'mark_failed', 'plugin_exited']
+           'upload_file_b', 'get_file', 'send_email', 'trigger_status', 'graphql_route', 'add_routes',
+           'plugin_launches', 'start_plugins', 'mark_failed', 'plugin_exited']
 
-# %% ../../nbs/pod.server.ipynb #0d734fe6
+# %% ../../nbs/pod.server.ipynb #40de9c99
 import logging
 import smtplib
 import ssl
@@ -30,6 +30,7 @@ from .auth import PluginAuthority, check_owner_allowed, database_key, parse_enve
 from .db import OwnerDatabase, PodFailure, Store, check_owner, normalise_key, now_millis
 from .files import read_file, store_file
 from .launchers import PluginLaunch, make_launcher
+from .graphql import check_query, parse_query, run_query
 from .search import get_edges, get_item, search
 from .store import check_plugin_run, create_edges, create_items, delete_items, update_items
 
@@ -284,11 +285,17 @@ def trigger_status(call: PodCall = Depends(pod_call)):
     logger.info("trigger %s on item %s: %s", payload["trigger_id"][:40], payload["item_id"][:40], payload["status"][:200])
     return json_reply({})
 
-# %% ../../nbs/pod.server.ipynb #8fdb7177
+# %% ../../nbs/pod.server.ipynb #d92b0ac7
+def graphql_route(call: PodCall = Depends(pod_call)):
+    "The items a GraphQL query selects, as the reply's `data`."
+    parsed = parse_query(call.payload)
+    with call.database.read(): return json_reply({"data": run_query(call.database, check_query(call.database, parsed))})
+
+# %% ../../nbs/pod.server.ipynb #fe8740bc
 JSON_ROUTES = {"create_item": create_item, "get_item": get_item_route, "update_item": update_item,
                "delete_item": delete_item, "search": search_route, "get_edges": get_edges_route,
                "create_edge": create_edge, "bulk": bulk, "get_file": get_file, "send_email": send_email,
-               "trigger/status": trigger_status}
+               "trigger/status": trigger_status, "graphql": graphql_route}
 
 def add_routes(app: FastAPI, shared_server: bool = False):
     "Add every endpoint (only `version` and `create_item` for a shared server)."

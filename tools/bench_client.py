@@ -95,14 +95,16 @@ def raw_upload(url: str, count: int) -> float:
 
 
 PAGINATE = """
-import json, resource, sys, time
+import json, sys, time
 from pymemri.pod.client import Dog, PodClient
 client = PodClient(sys.argv[1], sys.argv[2], sys.argv[3], register_base_schema=False)
 start, seen = time.perf_counter(), 0
 for page in client.search_paginate(Dog, page_size=1000):
     seen += len(page)
 elapsed = time.perf_counter() - start
-print(json.dumps({"items": seen, "seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec and would count the parent's memory too
+peak_kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+print(json.dumps({"items": seen, "seconds": elapsed, "peak_rss_mb": peak_kb / 1024}))
 """
 
 

@@ -16,7 +16,8 @@ Outputs are tidied as Jupyter shows them (progress bars keep their last state) a
 PYMEMRI_HOME is shown as `~/.pymemri`; an ipywidget shows its own static HTML if it has one
 (`_repr_mimebundle_`), else a short note.
 
-Pages are nbconvert's 'basic' HTML in a self-contained page (inline CSS, no JavaScript) with a
+Pages are nbconvert's 'basic' HTML in a page that needs nothing from the network (one local
+stylesheet, docs/style.css; no JavaScript) with a
 sidebar of all pages, titled from each notebook's `# Title` and `> subtitle`; nbs/index.ipynb
 becomes docs/index.html and, as GitHub markdown, README.md. If a notebook fails, the script names
 the notebook and the cell, exits 1, and leaves docs/ and README.md as they were.
@@ -173,10 +174,15 @@ table{border-collapse:collapse} th,td{border:1px solid #dee2e6;padding:.25rem .6
 blockquote{margin:0;padding-left:1rem;border-left:3px solid #dee2e6;color:#495057}
 @media (max-width:800px){body{display:block} nav{position:static;width:auto;height:auto}}
 """
+def stylesheet() -> str:
+    "The site's one stylesheet: layout, ANSI colours of outputs, and code highlighting."
+    return CSS + ansi_css() + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight") + "\n"
+
+
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{plain_title} | {project}</title>
-<style>{css}</style></head>
+<link rel="stylesheet" href="style.css"></head>
 <body><nav><!-- sidebar -->{sidebar}<!-- /sidebar --></nav>
 <main><header><h1>{title}</h1>{subtitle}</header>
 {body}
@@ -218,8 +224,7 @@ def render_page(name: str, nb, pages: dict) -> str:
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
     title, subtitle = (re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text)) for text in pages[name])
-    css = CSS + ansi_css() + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight")
-    return PAGE.format(title=title or name, plain_title=html.escape(pages[name][0] or name), css=css,
+    return PAGE.format(title=title or name, plain_title=html.escape(pages[name][0] or name),
                        project=html.escape(SETTINGS["title"]), sidebar=sidebar(pages, name), body=body,
                        subtitle=f'<p class="subtitle">{subtitle}</p>' if subtitle else "")
 
@@ -281,6 +286,7 @@ def main():
             for page in DOCS.glob("*.html"):
                 if page.stem not in pages: page.unlink()
         for page in build.glob("*.html"): shutil.move(page, DOCS / page.name)
+        (DOCS / "style.css").write_text(stylesheet())
         for page in DOCS.glob("*.html"):  # keep every sidebar up to date, also after --only
             text = page.read_text()
             nav = f"<!-- sidebar -->{sidebar(pages, page.stem)}<!-- /sidebar -->"

@@ -22,6 +22,7 @@ import orjson
 import pytest
 import requests
 
+from pymemri.pod.launchers import RecordingLauncher
 from pymemri.pod.serve import PodServer
 
 
@@ -44,14 +45,6 @@ class ControlledClock:
     def set(self, millis: int): self.fixed = millis
     def release(self): self.fixed = None
 
-
-class RecordingLauncher:
-    "A plugin launcher that starts nothing and remembers every `PluginLaunch` it was given."
-    def __init__(self): self.launches = []
-    def launch(self, launch): self.launches.append(launch)
-    def for_run(self, run_id: str):
-        "The launch of the PluginRun `run_id`."
-        return next(launch for launch in self.launches if launch.run_id == run_id)
 
 
 class PodCaller:

@@ -32,7 +32,8 @@ import sqlcipher3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PodCaller, RecordingLauncher, free_port
+from conftest import PodCaller, free_port
+from pymemri.pod.launchers import RecordingLauncher
 from pymemri.pod.db import cipher_key, normalise_key
 from pymemri.pod.serve import PodServer
 

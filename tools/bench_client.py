@@ -18,12 +18,10 @@ figures are the best of two rounds.
 import argparse
 import inspect
 import json
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 
 import orjson
 import requests
@@ -32,33 +30,10 @@ from pymemri.pod.api import client_auth
 from pymemri.pod.client import Dog, PodClient, _batches, _bulk_edges, _bulk_json, _bulk_operations
 from pymemri.pod.keys import generate_random_key
 
+from benchkit import pod_process
+
 
 BULK_BYTES = inspect.signature(PodClient.bulk_action).parameters["max_bytes"].default  # the client's own batching
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def pod_process(data_dir: str):
-    "An embedded Pod in a child process; its address."
-    port = free_port()
-    process = subprocess.Popen(["start_pod", "--port", str(port), "--data_dir", data_dir, "--log_level", "warning"],
-                               stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                requests.get(f"{url}/version", timeout=0.5)
-                break
-            except requests.ConnectionError: time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def make_dogs(count: int) -> list:
@@ -124,7 +99,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000, help="how many Dog items to upload and read")
     count = parser.parse_args().items
-    with tempfile.TemporaryDirectory() as data_dir, pod_process(data_dir) as url:
+    with tempfile.TemporaryDirectory() as data_dir, pod_process(data_dir) as (url, _):
         rounds = [(raw_upload(url, count), client_upload(url, count)) for _ in range(2)]
         raw, client = max(r for r, _ in rounds), max(c for _, c in rounds)
         read = paginate(url, count)

@@ -17,12 +17,13 @@ All commands use a fresh PYMEMRI_HOME, so they touch nothing of yours.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import free_port, pod_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,12 +39,6 @@ def median_time(command: list, environment: dict, runs: int) -> float:
     return statistics.median(timed(command, environment) for _ in range(runs))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs of each command (the median is reported)")
@@ -55,17 +50,10 @@ def main():
     figures = {"import_pymemri_s": median_time(["python", "-c", "import pymemri"], environment, runs),
                "run_plugin_s": median_time(["run_plugin", *metadata], environment, runs),
                "simulate_s": median_time(["simulate_run_plugin_from_frontend", *metadata], environment, runs)}
-    port = free_port()
-    pod = subprocess.Popen(["start_pod", "--port", str(port), "--data_dir", f"{home}/running", "--log_level", "warning"],
-                           env=environment, stdout=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        with_pod = {**environment, "POD_ADDRESS": f"http://127.0.0.1:{port}"}
+    with pod_process(f"{home}/running", env=environment) as (url, _):
+        with_pod = {**environment, "POD_ADDRESS": url}
         figures["run_plugin_running_pod_s"] = median_time(["run_plugin", *metadata], with_pod, runs)
         figures["simulate_running_pod_s"] = median_time(["simulate_run_plugin_from_frontend", *metadata], with_pod, runs)
-    finally:
-        pod.terminate()
-        pod.wait(timeout=10)
     baseline = figures["import_pymemri_s"]
     for name in [key for key in figures if key != "import_pymemri_s"]:
         figures[name.removesuffix("_s") + "_ratio"] = round(figures[name] / baseline, 1)

@@ -38,9 +38,7 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +50,8 @@ import requests
 import sqlcipher3
 
 from pymemri.pod.db import TABLES_SQL
+
+from benchkit import pod_process
 
 PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool"}
 GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "get_item_ratio": ("<=", 1.5), "search_ratio": ("<=", 3.0),
@@ -124,43 +124,6 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int) -> float:
 
 
 # --- the Pod as a separate process ----------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(data_dir: Path, port: int, http: str, log) -> subprocess.Popen:
-    "The Pod serving `data_dir` on `port`: `start_pod`, or uvicorn with the HTTP parser `http`."
-    if http == "auto":
-        script = Path(sys.executable).with_name("start_pod")
-        command = [str(script) if script.exists() else "start_pod"]
-        command += ["--port", str(port), "--data_dir", str(data_dir), "--log_level", "warning"]
-    else:
-        code = ("import sys, uvicorn; from pymemri.pod.server import create_app; "
-                "uvicorn.run(create_app(sys.argv[1], pod_address=f'http://localhost:{sys.argv[2]}'), host='127.0.0.1', "
-                "port=int(sys.argv[2]), http=sys.argv[3], log_level='warning', access_log=False)")
-        command = [sys.executable, "-c", code, str(data_dir), str(port), http]
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        if server.poll() is not None: raise RuntimeError(f"the Pod exited with code {server.returncode}")
-        try:
-            if requests.get(f"{url}/version", timeout=1).ok: return server
-        except requests.ConnectionError: pass
-        time.sleep(0.1)
-    raise RuntimeError("the Pod did not answer within 30 s")
-
-
-def stop_server(server: subprocess.Popen):
-    if server.poll() is None:
-        server.terminate()
-        try: server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
 
 def memory_mb(pid: int) -> dict:
     "VmRSS and VmHWM of process `pid`, in MB."
@@ -236,11 +199,9 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
     key, owner = secrets.token_hex(32).upper(), secrets.token_hex(32)
     dogs = make_dogs(items)
     raw_runs = [bench_raw(folder / "raw-before", key, dogs, batch)]
-    port = free_port()
-    with open(folder / "server.log", "wb") as log:
-        server = start_server(folder / "pod", port, http, log)
+    with open(folder / "server.log", "wb") as log, pod_process(folder / "pod", http, log) as (url, server):
         try:
-            client = Client(f"http://127.0.0.1:{port}", owner, key)
+            client = Client(url, owner, key)
             bulk_per_s = bench_bulk(client, dogs, batch)
             memory = memory_mb(server.pid)
             item_ms, version_ms = bench_get_item(client, dogs)
@@ -248,7 +209,6 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
         except BaseException:
             sys.stderr.write((folder / "server.log").read_text()[-3000:])
             raise
-        finally: stop_server(server)
     raw_runs.append(bench_raw(folder / "raw-after", key, dogs, batch))
     raw_per_s = statistics.mean(raw_runs)
     figures = {"items": items, "batch": batch, "http": http,

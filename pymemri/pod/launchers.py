@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['RUN_PLUGIN_COMMAND', 'logger', 'POD_SECRETS', 'PLUGIN_RUNNERS', 'PluginLaunch', 'process_environment',
-           'plugin_log_path', 'ProcessLauncher', 'DockerLauncher', 'KubernetesLauncher', 'make_launcher']
+           'plugin_log_path', 'ProcessLauncher', 'DockerLauncher', 'KubernetesLauncher', 'RecordingLauncher',
+           'make_launcher']
 
 # %% ../../nbs/pod.launchers.ipynb #8f0f0629
 import hashlib
@@ -130,6 +131,21 @@ class KubernetesLauncher:
     def launch(self, launch: PluginLaunch):
         "Create the Kubernetes Pod; return once the cluster accepted it."
         _kubernetes_api().create_namespaced_pod(namespace=self.namespace, body=self.manifest(launch))
+
+# %% ../../nbs/pod.launchers.ipynb #b2595004
+class RecordingLauncher:
+    "A launcher that starts nothing and remembers every `PluginLaunch` it is given."
+    def __init__(self): self.launches = []
+    def launch(self, launch: PluginLaunch): self.launches.append(launch)
+
+    @property
+    def runs(self) -> list:
+        "The ids of the runs it was asked to start, in order."
+        return [launch.run_id for launch in self.launches]
+
+    def for_run(self, run_id: str) -> PluginLaunch:
+        "The launch of the PluginRun `run_id`."
+        return next(launch for launch in self.launches if launch.run_id == run_id)
 
 # %% ../../nbs/pod.launchers.ipynb #c3bb547a
 PLUGIN_RUNNERS = ("process", "docker", "kubernetes")

@@ -276,7 +276,8 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
             run = client.get(run_id) if run_id else run_from_metadata(client, plugin_metadata)
             if run_id and plugin_metadata: run.pluginModule, run.pluginName = plugin_metadata["pluginModule"], plugin_metadata["pluginName"]
             print(f"Running {run.pluginModule}.{run.pluginName} on the Pod at {client.url}", file=sys.stderr)
-            code = execute(prepare(client, run, config_file), interrupt=threading.current_thread() is threading.main_thread())
+            code = execute(prepare(client, run, config_file), interrupt=threading.current_thread() is threading.main_thread(),
+                           show_progress=sys.stderr.isatty())
     if code: sys.exit(code)
 
 # %% ../../nbs/plugin.cli.ipynb #76c431cc

@@ -141,12 +141,18 @@ def _bulk_shape(payload) -> dict:
     return payload
 
 # %% ../../nbs/pod.server.ipynb #f4b788e2
+def _delete_shape(item_id) -> str:
+    if type(item_id) is not str: raise PodFailure(400, "delete_item takes the id string of the item")
+    return item_id
+
+def _get_file_shape(payload) -> dict:
+    check_sha256(_strings(payload, ("sha256",), "get_file takes {\"sha256\": \"<hex>\"}")["sha256"])
+    return payload
+
 PAYLOAD_SHAPES = {
-    "create_item": _new_item_shape, "get_item": _id_shape, "search": _search_shape, "get_edges": check_edges_query,
+    "create_item": _new_item_shape, "get_item": _id_shape, "delete_item": _delete_shape, "search": _search_shape,
     "update_item": lambda payload: _update_shape(_object("update_item", payload, "update_item takes an object with the item's id")),
-    "delete_item": lambda payload: _id_shape(payload) if type(payload) is str else _object("", None, "delete_item takes the id string of the item"),
-    "create_edge": _edge_shape, "bulk": _bulk_shape, "graphql": parse_query,
-    "get_file": lambda payload: check_sha256(_strings(payload, ("sha256",), "get_file takes {\"sha256\": \"<hex>\"}")["sha256"]) and payload,
+    "get_edges": check_edges_query, "create_edge": _edge_shape, "bulk": _bulk_shape, "graphql": parse_query, "get_file": _get_file_shape,
     "send_email": lambda payload: _strings(payload, ("to", "subject", "body"), "send_email takes {\"to\", \"subject\", \"body\"}, all strings"),
     "trigger/status": lambda payload: _strings(payload, ("item_id", "trigger_id", "status"),
                                                "trigger/status takes {\"item_id\", \"trigger_id\", \"status\"}, all strings")}

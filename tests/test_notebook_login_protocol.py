@@ -162,3 +162,17 @@ def test_login_in_a_notebook(front, world, kind, pattern):
     assert PASSWORD not in seen["stdout"] + seen["stderr"]
     print(f"{front.kind} ipykernel {front.version}, {kind}, {pattern}: {'form' if seen['forms'] else 'input boxes'}, "
           f"logged in after {time.monotonic() - started:.1f} s")
+
+
+def test_why_ipykernel6_gets_input_boxes(front, world):
+    "The control: a form forced onto the kernel shows and is filled in, but only ipykernel 7.4 and later hear it."
+    front.run(f"import os; os.environ['PYMEMRI_HOME'] = {str(world.home)!r}")
+    front.run(world.setup_cell("password").replace("timeout=60", "timeout=5"))
+    front.run("import pymemri.plugin.authenticators.prompts as prompts; prompts.WIDGET_EVENTS_WHILE_WAITING = (0, 0)")
+    try: seen = front.run(RUN_CELLS["thread"], person_for(front, world, "password"))
+    finally: front.run("prompts.WIDGET_EVENTS_WHILE_WAITING = (7, 4)")
+    assert len(seen["forms"]) == 1, seen
+    if front.kind == "dev": assert seen["reply"]["status"] == "ok", seen["stderr"]
+    else:
+        assert seen["reply"]["status"] == "error", seen
+        assert "nobody answered the login to example within 5 s" in seen["stderr"], seen["stderr"]

@@ -19,6 +19,7 @@ from pymemri.pod.serve import PodServer
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
 IPYKERNEL6 = "ipykernel==6.31.0"
+IPYKERNEL73 = "ipykernel==7.3.0"  # the last release before widget messages are taken while a cell awaits
 
 SETUP_CELL = """\
 import asyncio
@@ -63,19 +64,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pymemri-tests"
 
 
-def ipykernel6_python() -> Path:
-    "The Python of a virtual environment with pymemri (this checkout) and ipykernel 6, made once and then reused."
-    requirements = (ROOT / "settings.ini").read_text()
-    key = hashlib.sha256(f"{sys.version}|{ROOT}|{IPYKERNEL6}|{requirements}".encode()).hexdigest()[:12]
-    folder = cache_dir() / f"venv-ipykernel6-{key}"
+def kernel_python(requirement: str) -> Path:
+    "The Python of a virtual environment with pymemri (this checkout) and `requirement` (an ipykernel), made once and reused."
+    settings = (ROOT / "settings.ini").read_text()
+    key = hashlib.sha256(f"{sys.version}|{ROOT}|{requirement}|{settings}".encode()).hexdigest()[:12]
+    folder = cache_dir() / f"venv-{requirement.replace('==', '-')}-{key}"
     python, ready = folder / "bin" / "python", folder / ".ready"
     if ready.exists(): return python
     venv.create(folder, with_pip=True, clear=True)
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", IPYKERNEL6, "-e", str(ROOT)],
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement, "-e", str(ROOT)],
                              capture_output=True, text=True, timeout=600)
-    if install.returncode != 0: pytest.fail(f"could not make the ipykernel 6 environment in {folder}:\n{install.stderr[-2000:]}")
+    if install.returncode != 0: pytest.fail(f"could not make the {requirement} environment in {folder}:\n{install.stderr[-2000:]}")
     ready.touch()
     return python
+
+
+def ipykernel6_python() -> Path:
+    "The Python of an environment with ipykernel 6, the generation that can't take widget events while a cell runs."
+    return kernel_python(IPYKERNEL6)
 
 
 def kernel_env(home: Path) -> dict:

@@ -1,5 +1,5 @@
 """What the notebook-login tests share: a Pod and an OAuth provider to log in to, the cells a person runs, and
-a second Python environment with ipykernel 6, the kernel generation that can't take widget events while a cell runs.
+Python environments with older ipykernels (6, and 7.3: kernels that can't take widget events while a cell runs).
 """
 import hashlib
 import os
@@ -22,7 +22,8 @@ IPYKERNEL6 = "ipykernel==6.31.0"
 IPYKERNEL73 = "ipykernel==7.3.0"  # the last release before widget messages are taken while a cell awaits
 
 SETUP_CELL = """\
-import asyncio
+import asyncio, os
+os.environ["PYMEMRI_HOME"] = {home!r}  # where this test's Pod keys are
 from pymemri.data.schema import PluginRun
 from pymemri.pod.client import PodClient
 from pymemri.plugin.authenticators.password import ExamplePasswordPlugin
@@ -49,7 +50,7 @@ class LoginWorld:
 
     def setup_cell(self, kind: str) -> str:
         plugin, url_name, _ = PLUGINS[kind]
-        return SETUP_CELL.format(pod_url=self.pod.url, plugin=plugin, url_name=url_name, provider_url=self.provider.url)
+        return SETUP_CELL.format(home=str(self.home), pod_url=self.pod.url, plugin=plugin, url_name=url_name, provider_url=self.provider.url)
 
     def account(self, kind: str) -> Account:
         "The newest Account of the plugin's service."

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 import loginkit
+from conftest import free_port
 from loginkit import PASSWORD, RUN_CELLS, LoginWorld
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,13 +35,6 @@ def chromium_or_skip():
     why = os.environ.get("PYMEMRI_NO_BROWSER")  # set by .ci/run when apt could not install chromium
     if os.environ.get("CI") and not why: pytest.fail(f"{CHROMIUM} is missing on CI: .ci/run should have installed Debian's chromium")
     pytest.skip(f"no browser test: {CHROMIUM} is missing ({why or 'install it with: apt-get install chromium'})")
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Lab:
@@ -141,7 +135,7 @@ def answer_input_box(page, value: str) -> str:
 @pytest.mark.parametrize("kernel", list(KERNEL_NAMES))
 def test_login_in_jupyterlab(lab, browser, world, kernel, kind, tmp_path):
     "Run the plugin as the docs teach, answer what appears, and see the plugin go on."
-    cells = [f"import os; os.environ['PYMEMRI_HOME'] = {str(world.home)!r}\n" + world.setup_cell(kind), RUN_CELLS["thread"]]
+    cells = [world.setup_cell(kind), RUN_CELLS["thread"]]
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     page.goto(lab.notebook(f"login-{kernel}-{kind}.ipynb", KERNEL_NAMES[kernel], cells))
     page.get_by_text("| Idle").wait_for(timeout=90_000)  # the kernel is up

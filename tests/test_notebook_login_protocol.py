@@ -146,8 +146,6 @@ def test_kernel_generations(front):
 @pytest.mark.parametrize("kind", ["password", "oauth"])
 def test_login_in_a_notebook(front, world, kind, pattern):
     "The person logs in with what the notebook shows, and the plugin goes on; a form appears only where it works."
-    # the front end's kernel runs in its own folder, with the keys of this test's Pod
-    front.run(f"import os; os.environ['PYMEMRI_HOME'] = {str(world.home)!r}")
     setup = front.run(world.setup_cell(kind))
     assert setup["reply"]["status"] == "ok", setup
     started = time.monotonic()
@@ -168,7 +166,6 @@ def test_login_in_a_notebook(front, world, kind, pattern):
 
 def test_why_ipykernel6_gets_input_boxes(front, world):
     "The control: a form forced onto the kernel shows and is filled in, but only ipykernel 7.4 and later hear it in time."
-    front.run(f"import os; os.environ['PYMEMRI_HOME'] = {str(world.home)!r}")
     front.run(world.setup_cell("password").replace("timeout=60", "timeout=5"))
     front.run("import pymemri.plugin.authenticators.prompts as prompts; prompts.WIDGET_EVENTS_WHILE_WAITING = (0, 0)")
     try: seen = front.run(RUN_CELLS["thread"], person_for(front, world, "password"))

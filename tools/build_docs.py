@@ -287,6 +287,7 @@ def main():
                 if page.stem not in pages: page.unlink()
         for page in build.glob("*.html"): shutil.move(page, DOCS / page.name)
         (DOCS / "style.css").write_text(stylesheet())
+        if (NBS / "images").is_dir(): shutil.copytree(NBS / "images", DOCS / "images", dirs_exist_ok=True)  # pictures the pages show
         for page in DOCS.glob("*.html"):  # keep every sidebar up to date, also after --only
             text = page.read_text()
             nav = f"<!-- sidebar -->{sidebar(pages, page.stem)}<!-- /sidebar -->"

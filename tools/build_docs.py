@@ -240,7 +240,10 @@ class ApiDoc(BasicMarkdownRenderer):
         if self.docs: parts.append(re.sub(r"^(.+)$", r"*\1*", self.docs, count=1, flags=re.M))
         try: table = DocmentTbl(self.sym) if not kind == "property" else None
         except (TypeError, ValueError, OSError): table = None
-        if table is not None and table.has_docment: parts.append(str(table))
+        if table is not None:
+            for param in table.dm.values():  # `x=None` without an annotation has no type, not NoneType
+                if param.get("anno") is type(None) and param.get("default") is None: param["anno"] = inspect.Parameter.empty
+            if table.has_docment: parts.append(str(table))
         return '<div class="api-entry">\n\n' + "\n\n".join(parts) + "\n\n</div>"
 
 
@@ -253,6 +256,10 @@ def api_cell(module, name: str, level: int):
     cell.outputs = [{"output_type": "display_data", "metadata": {},
                      "data": {"text/markdown": ApiDoc(sym, name, level)._repr_markdown_()}}]
     return cell
+
+
+def only_imports(cell) -> bool:
+    return all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.parse(cell.source).body)
 
 
 def folded(cell, shown: list):
@@ -279,6 +286,7 @@ def api_reference(nb, module_name: str):
                     cells.append(api_cell(module, f"{name}.{sub.name}", 4)); shown.append(f"{name}.{sub.name}")
             continue
         if source is not None: cells.append(folded(source, shown)); source = None
+        if cell.cell_type == "code" and "export" in cell.directives_ and only_imports(cell): continue
         if cell.cell_type == "code" and "export" in cell.directives_:
             source, shown = cell, []
             classes = {node.name: node for node in ast.parse(cell.source).body if isinstance(node, ast.ClassDef)}
@@ -335,7 +343,9 @@ def link_names(markdown: str, pages: dict, symbols: dict) -> str:
         name = match[1].removesuffix("()")
         target = f"{name}.html" if name in pages and name != "index" else symbols.get(name)
         return f"[`{match[1]}`]({target})" if target else match[0]
-    return re.sub(r"(?<![\[`])`([\w.]+(?:\(\))?)`(?![\]`])", link, markdown)
+    parts = re.split(r"(^```.*?^```)", markdown, flags=re.M | re.S)  # code blocks stay as they are
+    return "".join(part if part.startswith("```") else re.sub(r"(?<![\[`])`([\w.]+(?:\(\))?)`(?![\]`])", link, part)
+                   for part in parts)
 
 
 def without_title(nb):
@@ -536,6 +546,8 @@ function openTarget() {
   const folded = target && target.closest("details");
   if (folded) { folded.open = true; target.closest("summary").scrollIntoView(); }
 }
+const asked = new URLSearchParams(location.search).get("q");  // e.g. index.html?q=bulk
+if (asked) { box.value = asked; search(); }
 addEventListener("hashchange", openTarget);
 openTarget();
 """

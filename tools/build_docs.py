@@ -24,7 +24,7 @@ backed by `docs/search-index.js`; nothing is loaded from the network. Values tha
 (loopback ports, hex ids, millisecond times) don't count as changes: a page whose only differences are
 those is left as it is, so rebuilding changes nothing, and `--check` compares everything else.
 """
-import argparse, ast, configparser, html, importlib, inspect, json, os, re, shutil, sys, tempfile
+import argparse, ast, configparser, functools, html, importlib, inspect, json, os, re, shutil, sys, tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -191,7 +191,9 @@ def lookup(module, name: str):
 
 def short(annotation) -> str:
     "An annotation as it reads in code: `Optional[Item]`, not `typing.Optional[pymemri.data.itembase.Item]`."
-    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    if isinstance(annotation, str): text = annotation
+    elif inspect.isfunction(annotation): text = annotation.__name__  # e.g. fastcore's `store_true` of a CLI flag
+    else: text = inspect.formatannotation(annotation)
     return re.sub(r"\b(?:[a-z_]\w*\.)+(?=[A-Za-z_])", "", text)
 
 
@@ -380,25 +382,29 @@ def contents(body: str) -> str:
     return '<h5>On this page</h5>\n' + "\n".join(links) if links else ""
 
 
-def search_entries(name: str, body: str, pages: dict) -> list:
-    "What the search finds on a page: the page itself, each section and each API entry, with a line of text."
-    title, subtitle = pages[name]
-    entries = [{"url": f"{name}.html", "title": title.replace("`", ""), "page": title.replace("`", ""),
-                "text": subtitle.replace("`", "")}]
+def search_entries(name: str, nb, pages: dict) -> list:
+    "What the search finds on a page: the page, its sections and API entries, each with a line of text (never outputs)."
+    title, subtitle = (text.replace("`", "") for text in pages[name])
+    entries, parts = [{"url": f"{name}.html", "title": title, "page": title, "text": subtitle}], []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown": parts.append(markdown2html_mistune(cell.source))
+        if cell.get("id", "").startswith("api-"): parts.append(markdown2html_mistune(cell.outputs[0].data["text/markdown"]))
+    body = "\n".join(parts)
     for match in HEADING.finditer(body):
         after = body[match.end():match.end() + 3000]
-        text = re.search(r"<(?:p|em)>(.*?)</(?:p|em)>", after, re.S)
-        if match[3] and "<pre>" in after[:2000]:  # an API entry: its docstring follows the signature
-            text = re.search(r"</pre>\s*</div>\s*<p><em>(.*?)</em>", after, re.S) or text
-        entries.append({"url": f"{name}.html#{match[2]}", "title": plain(match[4]), "page": title.replace("`", ""),
+        text = re.search(r"<p>(.*?)</p>", after, re.S)
+        if match[3]: text = re.search(r"</pre>\s*</div>\s*<p><em>(.*?)</em>", after[:after.find("api-entry")], re.S)
+        entries.append({"url": f"{name}.html#{match[2]}", "title": plain(match[4]), "page": title,
                         "text": plain(text[1])[:160] if text else "", **({"api": True} if match[3] else {})})
     return entries
 
 
-def render_body(nb) -> str:
-    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    return body
+@functools.cache
+def exporter() -> HTMLExporter:
+    return HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
+
+
+def render_body(nb) -> str: return exporter().from_notebook_node(nb)[0]
 
 
 def sidebar(pages: dict, current: str) -> str:
@@ -575,14 +581,15 @@ def build(names: list, pages: dict, execute_all: bool, jobs: int) -> dict:
     "file name: content, for the pages `names`, README.md if the index is one of them, and the shared assets."
     symbols, files, entries = symbol_links(), {}, []
     results = load_notebooks(names, execute_all, jobs)
-    for name in pages:  # every page's search entries, from its prose and API reference (no outputs needed)
-        nb = for_display(nbformat.writes(nbformat.read(NBS / f"{name}.ipynb", as_version=4)), [], outputs=False)
-        entries += search_entries(name, render_body(linked(without_title(nb), pages, symbols)), pages)
-    for name in names:
-        try: nb = for_display(*results[name])
+    for name in pages:  # pages not built still give their search entries, from their prose and API reference
+        try:
+            if name in results: nb = for_display(*results[name])
+            else: nb = for_display(nbformat.writes(nbformat.read(NBS / f"{name}.ipynb", as_version=4)), [], outputs=False)
         except BuildError as error: sys.exit(f"Error: nbs/{name}.ipynb: {error}")
-        if name == "index": files["README.md"] = render_readme(for_display(*results[name]))
-        files[f"{name}.html"] = render_page(name, render_body(linked(without_title(nb), pages, symbols)), pages)
+        nb = linked(without_title(nb), pages, symbols)
+        entries += search_entries(name, nb, pages)
+        if name in results: files[f"{name}.html"] = render_page(name, render_body(nb), pages)
+    if "index" in results: files["README.md"] = render_readme(for_display(*results["index"]))
     files.update({"style.css": stylesheet(), "site.js": SITE_JS, "search-index.js": search_index(entries)})
     return files
 

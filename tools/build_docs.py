@@ -58,6 +58,7 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
     "Testing": ["plugin.authenticators.testserver"],
 }
 ASSETS = ["style.css", "site.js", "search-index.js"]
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TEMP_HOME = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+(?=/(pod_keys|pod|plugins)\b)")  # PYMEMRI_HOME's folders
@@ -124,8 +125,9 @@ def load_notebooks(names: list, execute_all: bool, jobs: int) -> dict:
         nb = nbformat.read(NBS / f"{name}.ipynb", as_version=4)
         if execute_all or not stores_outputs(nb): to_run.append(name)
         else: results[name] = nbformat.writes(nb), []
-    if to_run: print(f"running {len(to_run)} notebook(s) that store no outputs" * (not execute_all)
-                     + f"running {len(to_run)} notebook(s)" * execute_all, file=sys.stderr)
+    if to_run:
+        why = "" if execute_all else " that store no outputs"
+        print(f"running {len(to_run)} notebook(s){why}; {len(results)} shown from their stored outputs", file=sys.stderr)
     skip_flags, failures = set(SETTINGS.get("tst_flags", "").split()), []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(execute, NBS / f"{name}.ipynb", skip_flags): name for name in to_run}
@@ -174,11 +176,12 @@ def defined_names(tree) -> list:
     "Every name an export cell defines, as nbdev's `_modidx.py` names them: functions, classes and their methods."
     names = []
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names += [showdoc_nm(node)]
+        if not isinstance(node, DEFINITIONS): continue
+        found = showdoc_nm(node)  # `Class.method` for a method added with @patch
+        names += found if isinstance(found, list) else [found]
         if isinstance(node, ast.ClassDef):
-            names += [f"{node.name}.{sub.name}" for sub in node.body
-                      if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    return [name for names_ in names for name in ([names_] if isinstance(names_, str) else names_)]
+            names += [f"{node.name}.{sub.name}" for sub in node.body if isinstance(sub, DEFINITIONS)]
+    return names
 
 
 def lookup(module, name: str):
@@ -261,6 +264,7 @@ def api_cell(module, name: str, level: int):
 
 
 def only_imports(cell) -> bool:
+    "Whether the cell only imports (and so has nothing to show)."
     return all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.parse(cell.source).body)
 
 
@@ -284,15 +288,14 @@ def api_reference(nb, module_name: str):
             name = re.fullmatch(r"show_doc\((.+)\)", cell.source)[1]
             cells.append(api_cell(module, name, 3)); shown.append(name)
             for sub in getattr(classes.get(name), "body", []):
-                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and not sub.name.startswith("_"):
+                if isinstance(sub, DEFINITIONS[:2]) and not sub.name.startswith("_"):
                     cells.append(api_cell(module, f"{name}.{sub.name}", 4)); shown.append(f"{name}.{sub.name}")
             continue
         if source is not None: cells.append(folded(source, shown)); source = None
-        if cell.cell_type == "code" and "export" in cell.directives_ and only_imports(cell): continue
-        if cell.cell_type == "code" and "export" in cell.directives_:
+        if cell.cell_type != "code" or "export" not in cell.directives_: cells.append(cell)
+        elif not only_imports(cell):  # an export cell of imports only is not shown
             source, shown = cell, []
             classes = {node.name: node for node in ast.parse(cell.source).body if isinstance(node, ast.ClassDef)}
-        else: cells.append(cell)
     if source is not None: cells.append(folded(source, shown))
     nb.cells = cells
 
@@ -315,7 +318,8 @@ def for_display(nb_json: str, homes: list, outputs: bool = True):
     module_name = module_of(nb)
     if outputs: tidy_outputs(nb, homes)
     else:
-        for cell in nb.cells: cell.pop("outputs", None) if cell.cell_type != "code" else cell.update(outputs=[])
+        for cell in nb.cells:
+            if cell.cell_type == "code": cell.outputs = []
     nb = dict2nb(json.loads(nbformat.writes(nb)))  # nbdev's processors work on execnb's form of a notebook
     NBProcessor(nb=nb, procs=[add_show_docs, hide_, hide_line, filter_stream_, rm_header_dash, clean_magics,
                               show_options], rm_directives=False).process()

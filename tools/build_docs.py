@@ -24,7 +24,7 @@ backed by `docs/search-index.js`; nothing is loaded from the network. Values tha
 (loopback ports, hex ids, millisecond times) don't count as changes: a page whose only differences are
 those is left as it is, so rebuilding changes nothing, and `--check` compares everything else.
 """
-import argparse, ast, configparser, functools, html, importlib, inspect, json, os, re, shutil, sys, tempfile
+import argparse, ast, configparser, functools, html, importlib, inspect, json, os, re, shutil, sys, tempfile, textwrap
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -200,14 +200,30 @@ def short(annotation) -> str:
     return re.sub(r"\b(?:[a-z_]\w*\.)+(?=[A-Za-z_])", "", text)
 
 
-def parameter(param) -> str:
-    "`name:type=default`, with `*`/`**` for variadic parameters; functions by name, no memory addresses."
+def written_defaults(sym) -> dict:
+    "Each parameter's default as the source writes it: `Depends(pod_call)`, not the repr of what that made."
+    try: tree = ast.parse(textwrap.dedent(inspect.getsource(sym.__init__ if inspect.isclass(sym) else sym)))
+    except (OSError, TypeError, SyntaxError):  # a dataclass: its fields' defaults
+        try: tree = ast.parse(textwrap.dedent(inspect.getsource(sym))) if inspect.isclass(sym) else None
+        except (OSError, TypeError, SyntaxError): tree = None
+        body = tree.body[0].body if tree and isinstance(tree.body[0], ast.ClassDef) else []
+        return {node.target.id: ast.unparse(node.value) for node in body
+                if isinstance(node, ast.AnnAssign) and node.value and isinstance(node.target, ast.Name)}
+    node = next((node for node in ast.walk(tree) if isinstance(node, DEFINITIONS[:2])), None)
+    if node is None: return {}
+    positional = node.args.posonlyargs + node.args.args
+    pairs = list(zip(positional[len(positional) - len(node.args.defaults):], node.args.defaults))
+    pairs += [(arg, default) for arg, default in zip(node.args.kwonlyargs, node.args.kw_defaults) if default]
+    return {arg.arg: ast.unparse(default) for arg, default in pairs}
+
+
+def parameter(param, written: dict) -> str:
+    "`name:type=default`, with `*`/`**` for variadic parameters and the default as written."
     text = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "") + param.name
     if param.annotation is not param.empty: text += f":{short(param.annotation)}"
     if param.default is not param.empty:
-        default = param.default
-        shown = default.__name__ if inspect.isfunction(default) or inspect.isclass(default) else repr(default)
-        text += "=" + re.sub(r" at 0x[0-9a-f]+", "", shown)
+        default = getattr(param.default, "__name__", None) if callable(param.default) else None
+        text += "=" + written.get(param.name, re.sub(r" at 0x[0-9a-f]+", "", default or repr(param.default)))
     return text
 
 
@@ -218,13 +234,14 @@ def signature_of(name: str, sym) -> str:
         return name + (f" -> {short(returns)}" if returns is not inspect.Signature.empty else "")
     try: sig = inspect.signature(sym)
     except (TypeError, ValueError): return name
-    params, keyword_only = [], False
+    params, keyword_only, written = [], False, written_defaults(sym)
     for param in sig.parameters.values():
         if param.name in ("self", "cls") and not params: continue
         if param.kind == param.KEYWORD_ONLY and not keyword_only: params.append("*")
         keyword_only = keyword_only or param.kind in (param.KEYWORD_ONLY, param.VAR_POSITIONAL)
-        params.append(parameter(param))
-    returns = "" if sig.return_annotation is sig.empty else f" -> {short(sig.return_annotation)}"
+        params.append(parameter(param, written))
+    shown = sig.return_annotation not in (sig.empty, None) and not inspect.isclass(sym)  # a class makes itself
+    returns = f" -> {short(sig.return_annotation)}" if shown else ""
     one_line = f"{name}({', '.join(params)}){returns}"
     if len(one_line) <= 90 or not params: return one_line
     return f"{name}(\n" + "".join(f"    {param},\n" for param in params) + f"){returns}"
@@ -246,8 +263,10 @@ class ApiDoc(BasicMarkdownRenderer):
         try: table = DocmentTbl(self.sym) if not kind == "property" else None
         except (TypeError, ValueError, OSError): table = None
         if table is not None:
-            for param in table.dm.values():  # `x=None` without an annotation has no type, not NoneType
+            written = written_defaults(self.sym)
+            for name, param in table.dm.items():  # `x=None` without an annotation has no type, not NoneType
                 if param.get("anno") is type(None) and param.get("default") is None: param["anno"] = inspect.Parameter.empty
+                if name in written: param["default"] = written[name]
             if table.has_docment: parts.append(str(table))
         return '<div class="api-entry">\n\n' + "\n\n".join(parts) + "\n\n</div>"
 

@@ -18,7 +18,7 @@ function search() {
     .sort((a, b) => b[0] - a[0]).slice(0, 12);
   for (const [, entry] of hits) {
     const item = document.createElement("li"), link = document.createElement("a"), where = document.createElement("small");
-    link.href = entry.url; link.textContent = entry.title;
+    link.href = entry.url; link.textContent = entry.title; if (entry.api) link.className = "api";
     where.textContent = entry.page + (entry.text ? " · " + entry.text : "");
     link.append(where); item.append(link); results.append(item);
   }

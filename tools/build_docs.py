@@ -502,7 +502,8 @@ nav a.page:hover{background:#e9ecef} nav a.current{background:#dde7f7;font-weigh
 #search-results{list-style:none;margin:.3rem 0;padding:0} #search-results:empty{display:none}
 #search-results li{margin:0} #search-results a{display:block;padding:.3rem .5rem;border-radius:4px;
  color:#212529;text-decoration:none;border-bottom:1px solid #e9ecef} #search-results a:hover,#search-results a.first{background:#e9ecef}
-#search-results small{display:block;color:#6c757d} #search-results .none{color:#6c757d;padding:.3rem .5rem}
+#search-results small{color:#6c757d;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
+#search-results a.api{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem} #search-results a.api small{font-family:system-ui,sans-serif;font-size:.8rem} #search-results .none{color:#6c757d;padding:.3rem .5rem}
 main{flex:1;min-width:0;max-width:980px;padding:1.5rem 2.5rem 4rem}
 aside.toc{width:230px;padding:1.5rem 1rem;font-size:.85rem;border-left:1px solid #eceef1}
 aside.toc h5{margin:0 0 .5rem;font-size:.75rem;text-transform:uppercase;letter-spacing:.05em;color:#6c757d}
@@ -554,7 +555,7 @@ function search() {
     .sort((a, b) => b[0] - a[0]).slice(0, 12);
   for (const [, entry] of hits) {
     const item = document.createElement("li"), link = document.createElement("a"), where = document.createElement("small");
-    link.href = entry.url; link.textContent = entry.title;
+    link.href = entry.url; link.textContent = entry.title; if (entry.api) link.className = "api";
     where.textContent = entry.page + (entry.text ? " · " + entry.text : "");
     link.append(where); item.append(link); results.append(item);
   }

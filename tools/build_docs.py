@@ -20,7 +20,8 @@ dunder methods) are anchored there. `#| echo: false` hides a cell's source, `#| 
 `#| include: false` the cell. Outputs are tidied as Jupyter shows them and temp homes read `~/.pymemri`.
 
 Every page has the sidebar (`SIDEBAR`: group title -> pages), a table of contents, and a search box
-backed by `docs/search-index.js`; nothing is loaded from the network. Values that change from run to run
+backed by `docs/search-index.js`; the layout and the script come from `tools/site/`, and nothing is loaded
+from the network. Values that change from run to run
 (loopback ports, hex ids, millisecond times) don't count as changes: a page whose only differences are
 those is left as it is, so rebuilding changes nothing, and `--check` compares everything else.
 """
@@ -42,7 +43,7 @@ from pygments.formatters import HtmlFormatter
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-NBS, DOCS = ROOT / "nbs", ROOT / "docs"
+NBS, DOCS, ASSETS = ROOT / "nbs", ROOT / "docs", ROOT / "tools" / "site"  # ASSETS: the site's own CSS and JS
 SETTINGS = configparser.ConfigParser(interpolation=None)
 SETTINGS.read(ROOT / "settings.ini")
 SETTINGS = SETTINGS["DEFAULT"]
@@ -57,7 +58,6 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
                      "pod.files", "pod.launchers"],
     "Testing": ["plugin.authenticators.testserver"],
 }
-ASSETS = ["style.css", "site.js", "search-index.js"]
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -489,103 +489,10 @@ def ansi_css() -> str:
                      ) + "\n.ansi-bold{font-weight:bold} .ansi-underline{text-decoration:underline}"
 
 
-CSS = """
-body{margin:0;font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#212529;display:flex}
-nav,aside.toc{position:sticky;top:0;height:100vh;overflow-y:auto;box-sizing:border-box;flex:none}
-nav{width:260px;padding:1.5rem 1rem;background:#f7f7f9;border-right:1px solid #e3e3e8;font-size:.92rem}
-nav .project{display:block;font-size:1.3rem;font-weight:600;color:#212529;text-decoration:none}
-nav .tagline{color:#6c757d;margin:.2rem 0 .8rem}
-nav h4{margin:1.1rem 0 .3rem;font-size:.75rem;text-transform:uppercase;letter-spacing:.05em;color:#6c757d}
-nav a.page{display:block;padding:.15rem .5rem;border-radius:4px;color:#343a40;text-decoration:none}
-nav a.page:hover{background:#e9ecef} nav a.current{background:#dde7f7;font-weight:600}
-#search{width:100%;box-sizing:border-box;padding:.35rem .5rem;border:1px solid #ced4da;border-radius:4px;font:inherit}
-#search-results{list-style:none;margin:.3rem 0;padding:0} #search-results:empty{display:none}
-#search-results li{margin:0} #search-results a{display:block;padding:.3rem .5rem;border-radius:4px;
- color:#212529;text-decoration:none;border-bottom:1px solid #e9ecef} #search-results a:hover,#search-results a.first{background:#e9ecef}
-#search-results small{color:#6c757d;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
-#search-results a.api{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem} #search-results a.api small{font-family:system-ui,sans-serif;font-size:.8rem} #search-results .none{color:#6c757d;padding:.3rem .5rem}
-main{flex:1;min-width:0;max-width:980px;padding:1.5rem 2.5rem 4rem}
-aside.toc{width:230px;padding:1.5rem 1rem;font-size:.85rem;border-left:1px solid #eceef1}
-aside.toc h5{margin:0 0 .5rem;font-size:.75rem;text-transform:uppercase;letter-spacing:.05em;color:#6c757d}
-aside.toc a{display:block;padding:.1rem 0;color:#495057;text-decoration:none;overflow-wrap:anywhere}
-aside.toc a:hover{color:#0b61c4} aside.toc a.toc-h3{padding-left:.8rem} aside.toc a.toc-api{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.8rem}
-header h1{margin-bottom:.2rem} header .subtitle{color:#6c757d;font-size:1.15rem;margin-top:0}
-a{color:#0b61c4} .anchor-link{visibility:hidden;margin-left:.3rem;text-decoration:none}
-h2:hover .anchor-link,h3:hover .anchor-link,h4:hover .anchor-link{visibility:visible}
-pre{margin:0;padding:.6rem .8rem;overflow-x:auto;font:13.5px/1.45 ui-monospace,Menlo,Consolas,monospace;white-space:pre}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;background:#f1f3f5;padding:.05em .25em}
-pre code,a code{background:none;padding:0;font-size:inherit} a code{font-size:.9em}
-.text_cell_render pre,.output_markdown pre{background:#f6f8fa;border-radius:4px}
-.code_cell{margin:1rem 0} .input_area{background:#f6f8fa;border:1px solid #e3e6ea;border-radius:4px}
-.output_area{border-left:3px solid #dfe3e8;margin-top:.25rem}
-.output_area pre{background:none;white-space:pre-wrap;word-break:break-word}
-.output_stderr{background:#fff5f5} .output_area img{max-width:100%}
-.output_html{padding:.3rem .8rem} .widget-note{color:#6c757d;font-style:italic}
-table{border-collapse:collapse} th,td{border:1px solid #dee2e6;padding:.25rem .6rem;text-align:left;vertical-align:top}
-blockquote{margin:0;padding-left:1rem;border-left:3px solid #dee2e6;color:#495057}
-.code_cell:has(.api-entry) .output_area{border:none;margin:0}
-.api-entry{border-top:1px solid #dee2e6;margin:1.6rem 0 .8rem;padding-top:.2rem}
-.api-entry h3,.api-entry h4{font-family:ui-monospace,Menlo,Consolas,monospace;margin:.6rem 0 .5rem}
-.api-entry h3{font-size:1.2rem} .api-entry h4{font-size:1.02rem;color:#343a40}
-.api-entry .highlight pre{background:#f2f5f9;border:1px solid #dde3ea;white-space:pre-wrap}
-.api-entry table{margin:.6rem 0;font-size:.9rem} .api-entry th{background:#f7f7f9}
-.api-entry td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
-details.source{margin:.4rem 0 1rem} details.source summary{cursor:pointer;color:#6c757d;font-size:.85rem}
-details.source .highlight{margin-top:.4rem;border:1px solid #e3e6ea;border-radius:4px}
-@media (max-width:1200px){aside.toc{display:none}}
-@media (max-width:800px){body{display:block} nav{position:static;width:auto;height:auto}}
-"""
-SITE_JS = """// The search box (over search-index.js), "/" to focus it, and folded source opened when a link points into it.
-const box = document.getElementById("search"), results = document.getElementById("search-results");
-const norm = s => s.toLowerCase();
-function score(entry, words) {
-  const title = norm(entry.title), text = norm(entry.text + " " + entry.page);
-  let total = 0;
-  for (const word of words) {
-    if (title === word) total += 10; else if (title.includes(word)) total += 4; else if (text.includes(word)) total += 1;
-    else return 0;
-  }
-  return total + (entry.api ? 1 : 0);
-}
-function search() {
-  const words = norm(box.value).split(/\\s+/).filter(Boolean);
-  results.replaceChildren();
-  if (!words.length) return;
-  const hits = SEARCH_INDEX.map(entry => [score(entry, words), entry]).filter(([s]) => s > 0)
-    .sort((a, b) => b[0] - a[0]).slice(0, 12);
-  for (const [, entry] of hits) {
-    const item = document.createElement("li"), link = document.createElement("a"), where = document.createElement("small");
-    link.href = entry.url; link.textContent = entry.title; if (entry.api) link.className = "api";
-    where.textContent = entry.page + (entry.text ? " · " + entry.text : "");
-    link.append(where); item.append(link); results.append(item);
-  }
-  if (hits.length) results.querySelector("a").classList.add("first");
-  else results.innerHTML = '<li class="none">No match</li>';
-}
-box.addEventListener("input", search);
-box.addEventListener("keydown", event => {
-  const first = results.querySelector("a");
-  if (event.key === "Enter" && first) location.href = first.href;
-  if (event.key === "Escape") { box.value = ""; search(); }
-});
-document.addEventListener("keydown", event => {
-  if (event.key === "/" && document.activeElement !== box) { event.preventDefault(); box.focus(); }
-});
-function openTarget() {
-  const target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
-  const folded = target && target.closest("details");
-  if (folded) { folded.open = true; target.closest("summary").scrollIntoView(); }
-}
-const asked = new URLSearchParams(location.search).get("q");  // e.g. index.html?q=bulk
-if (asked) { box.value = asked; search(); }
-addEventListener("hashchange", openTarget);
-openTarget();
-"""
-
-
 def stylesheet() -> str:
     "The site's one stylesheet: layout, ANSI colours of outputs, and code highlighting."
-    return CSS + ansi_css() + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight") + "\n"
+    layout = (ASSETS / "layout.css").read_text()
+    return layout + ansi_css() + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight") + "\n"
 
 
 def search_index(entries: list) -> str:
@@ -614,7 +521,8 @@ def build(names: list, pages: dict, execute_all: bool, jobs: int) -> dict:
         entries += search_entries(name, nb, pages)
         if name in results: files[f"{name}.html"] = render_page(name, render_body(nb), pages)
     if "index" in results: files["README.md"] = render_readme(for_display(*results["index"]))
-    files.update({"style.css": stylesheet(), "site.js": SITE_JS, "search-index.js": search_index(entries)})
+    files.update({"style.css": stylesheet(), "site.js": (ASSETS / "site.js").read_text(),
+                  "search-index.js": search_index(entries)})
     return files
 
 

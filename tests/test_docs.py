@@ -1,0 +1,99 @@
+"""The documentation site in `docs/`: its links resolve, it shows no private names, it has a search index and a
+table of contents on every page, and `tools/build_docs.py --check` tells a fresh page from a stale one."""
+import functools
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pymemri._modidx import d as modidx
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+spec = importlib.util.spec_from_file_location("build_docs", ROOT / "tools" / "build_docs.py")
+build_docs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build_docs)
+PAGES = ["index"] + [name for names in build_docs.SIDEBAR.values() for name in names]
+
+
+@functools.cache
+def ids(page: str) -> set:
+    return set(re.findall(r'\bid="([^"]+)"', (DOCS / page).read_text()))
+
+
+def search_index() -> list:
+    text = (DOCS / "search-index.js").read_text()
+    return json.loads(text[text.index("["):text.rindex("]") + 1])
+
+
+def test_every_modidx_link_resolves():
+    links = [link for symbols in modidx["syms"].values() for link, _ in symbols.values()]
+    anchors = {page: ids(page) for page in {link.split("#")[0] for link in links}}
+    broken = [link for link in links if link.split("#")[1] not in anchors[link.split("#")[0]]]
+    assert len(links) > 400 and not broken, broken[:10]
+
+
+def test_api_reference_shows_public_names_only():
+    private = [full for symbols in modidx["syms"].values() for full in symbols if "._" in full and "__" not in full]
+    assert private, "_modidx.py lists private helpers, which the docs must not show"
+    shown = []
+    for page in PAGES:
+        text = (DOCS / f"{page}.html").read_text()
+        shown += [build_docs.plain(title) for _, _, api, title in build_docs.HEADING.findall(text) if api]
+        toc = text[text.index('<aside class="toc">'):]
+        shown += re.findall(r'<a class="toc-h\d toc-api" href="#[^"]+">([^<]+)</a>', toc)
+    shown += [entry["title"] for entry in search_index() if entry.get("api")]
+    assert {"PodClient", "PodClient.create", "PluginBase", "Item.add_edge"} <= set(shown)
+    assert not [name for name in shown if build_docs.is_private(name)]
+
+
+def test_api_entries_have_signature_docstring_and_parameter_table():
+    text = (DOCS / "pod.client.html").read_text()
+    entry = text[text.index('id="podclient"'):text.index("</table>", text.index('id="podclient"'))]
+    assert "class PodClient(" in build_docs.plain(entry) and "<em>Items in one owner" in entry
+    assert "<th><strong>Details</strong></th>" in entry and "Seconds to wait for an answer" in entry
+
+
+def test_search_index_covers_every_page_and_resolves():
+    entries = search_index()
+    assert {entry["url"] for entry in entries} >= {f"{page}.html" for page in PAGES}
+    for entry in entries:
+        page, _, tag = entry["url"].partition("#")
+        assert (DOCS / page).exists() and (not tag or tag in ids(page)), entry
+
+
+def test_every_page_has_contents_sidebar_and_search():
+    for page in PAGES:
+        text = (DOCS / f"{page}.html").read_text()
+        groups = re.findall(r"<h4>(.*?)</h4>", text[:text.index("</nav>")])
+        assert groups == list(build_docs.SIDEBAR), page
+        targets = re.findall(r'<a class="toc-h\d[^"]*" href="#([^"]+)"', text)
+        assert (page == "index" or targets) and set(targets) <= ids(f"{page}.html"), page
+        assert '<input id="search"' in text and '<script src="search-index.js">' in text, page
+
+
+def test_volatile_values_do_not_count_as_changes(tmp_path):
+    before = "Pod at http://127.0.0.1:41234, run 0a5fc850b98d440d802688df3f1e1ad8 at 1795497803784"
+    after = "Pod at http://127.0.0.1:39781, run e40d0aa5515a45b3a42d8c881030a9ee at 1795657777386"
+    (tmp_path / "a.html").write_text(before)
+    (tmp_path / "b.html").write_text(before)
+    fresh = {"a.html": after, "b.html": before.replace("Pod at", "Pod on"), "c.html": before}
+    assert build_docs.stale(fresh, tmp_path) == ["b.html", "c.html"]
+
+
+def test_check_names_stale_files_and_passes_fresh_ones(tmp_path):
+    docs = shutil.copytree(DOCS, tmp_path / "docs")
+    index = docs / "search-index.js"
+    index.write_text(index.read_text().replace("Pod", "P0d", 1))
+    smallest = min(PAGES[1:], key=lambda page: (ROOT / "nbs" / f"{page}.ipynb").stat().st_size)  # quickest to run
+    command = [sys.executable, str(ROOT / "tools" / "build_docs.py"), "--check", "--only", smallest,
+               "--docs", str(docs)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 1, result.stderr
+    named = re.search(r"out of date: stale or missing: (.*)", result.stderr)
+    assert named and named[1] == "search-index.js", result.stderr  # the page and the stylesheet are fresh

@@ -141,6 +141,10 @@ def _abort(plugin: PluginBase, interrupt: bool):
     plugin.abort_requested.set()
     if interrupt and getattr(plugin, "_running", False): os.kill(os.getpid(), signal.SIGINT)
 
+def _run_ended(error: BaseException) -> bool:
+    "Whether `error` is the Pod refusing the plugin's token because its run was ended by someone else (say, aborted)."
+    return isinstance(error, PodError) and error.status == 401 and "run has ended" in error.message
+
 def _failed(plugin: PluginBase, error: BaseException) -> int:
     traceback.print_exception(error, file=sys.stderr)
     message = f"{type(error).__name__}: {error}"
@@ -170,7 +174,9 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         return EXIT_CODES[RunStatus.aborted]
     except Exception as error:
         plugin._running = False
-        return _failed(plugin, error)
+        if not _run_ended(error): return _failed(plugin, error)
+        print(f"Aborted: {name} stopped because its run ended elsewhere", file=sys.stderr)
+        return EXIT_CODES[RunStatus.aborted]
     finally:
         bar.close()
         if listener: listener.stop()

@@ -74,7 +74,7 @@ class ProcessLauncher:
     def launch(self, launch: PluginLaunch):
         "Start the plugin in its own folder; return at once."
         log_path = self.log_path(launch)
-        log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder in (self.log_dir, log_path.parent): folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
             process = subprocess.Popen(self.command_for(launch), env=process_environment(launch), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_path.parent)
@@ -194,10 +194,10 @@ def submit(self: LaunchQueue, launches: list):
         self.waiting.extend(launches)
         ready = self._take_ready()
         waiting = [launch for launch in launches if launch in self.waiting]
-    for launch in ready: self._start(launch)
     for launch in waiting:
         if self.on_wait: self.on_wait(launch, f"waiting to start: {self.most} plugin runs may run at once on this Pod, "
                                               f"{self.most_per_owner} per owner")
+    for launch in ready: self._start(launch)
 
 @patch
 def finished(self: LaunchQueue, run_id: str):

@@ -347,6 +347,7 @@ def test_slow_request_heads_are_dropped(pod_server, sent):
 
 
 def test_keep_alive_requests_are_not_cut_by_the_head_timer(pod_server, http):
+    "Not a gap but a guard: the head timer must not drop a connection that is reused for request after request."
     caller = PodCaller(pod_server.url, http=http)
     for _ in range(3): assert caller.post("search", {"_limit": 1}).status_code == 200
 
@@ -490,5 +491,5 @@ def test_no_log_line_holds_a_key(tmp_path, pod_process):
     assert caller.upload(b"no item", key=caller.key.upper()).status_code == 404
     pod.stop()
     output = pod.output()
-    assert "upload_file/<hidden>" in output and "Started scope" in output  # trace logging was on
     assert caller.key not in output and caller.key.upper() not in output
+    assert "upload_file/<hidden>" in output and "Started scope" in output  # trace logging was on

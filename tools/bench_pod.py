@@ -19,11 +19,14 @@ Figures:
   before the clock starts, so the figure is the server's.
 - `raw_items_per_s`: the same Dogs, their property rows, edge items and edges written with `sqlcipher3`
   `executemany` straight into the Pod's tables and indexes (`TABLES_SQL`), same raw-key pragma, WAL,
-  `synchronous = NORMAL` and `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per
+  `synchronous = FULL` and `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per
   `--batch` edges). Rows are built before the clock starts. It leaves out what only the Pod does (schema
   and id checks, bumping each edge source's dateServerModified). It runs once before and once after the
   Pod's import (`raw_runs_items_per_s`) and the mean is used, so disk and machine drift cancel out.
 - `bulk_ratio_to_raw` = bulk / raw. Goal ≥ 0.5.
+- `raw_normal_items_per_s`: the raw baseline once more with `synchronous = NORMAL`, which WAL allows but
+  which may lose the last commits on power loss. `full_cost` = 1 - raw (FULL) / raw (NORMAL): the share of
+  write throughput that durable writes cost, on this disk.
 - `get_item_p50_ms`, `version_p50_ms`: median latency of 1,000 keep-alive requests (one `requests.Session`)
   to `get_item` of random Dogs and to `GET /version`, interleaved, after a warm-up. `get_item_ratio` =
   their quotient. Goal ≤ 1.5.
@@ -70,21 +73,21 @@ def batches(values: list, size: int):
 
 # --- raw SQLCipher baseline ----------------------------------------------------------------------
 
-def raw_connect(path: Path, key: str):
-    "A SQLCipher connection set up as the Pod sets up its owner databases."
+def raw_connect(path: Path, key: str, synchronous: str = "FULL"):
+    "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
     connection = sqlcipher3.connect(str(path), isolation_level=None)
     connection.execute(f"PRAGMA key = \"x'{key}'\"")
-    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+    for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
     for statement in TABLES_SQL.split(";"):
         if statement.strip(): connection.execute(statement)
     return connection
 
 
-def bench_raw(folder: Path, key: str, dogs: list, batch: int) -> float:
+def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str = "FULL") -> float:
     "Items per second for writing `dogs` and their edges with executemany, one transaction per batch."
     folder.mkdir()
-    connection = raw_connect(folder / "raw.sqlite", key)
+    connection = raw_connect(folder / "raw.sqlite", key, synchronous)
     now = int(time.time() * 1000)
     connection.execute("INSERT INTO items VALUES (1, ?, 'Person', ?, ?, ?, 0)", (uuid.uuid4().hex, now, now, now))
     item_batches, edge_batches, rowid = [], [], 2
@@ -211,10 +214,12 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
             raise
     raw_runs.append(bench_raw(folder / "raw-after", key, dogs, batch))
     raw_per_s = statistics.mean(raw_runs)
+    normal_per_s = bench_raw(folder / "raw-normal", key, dogs, batch, "NORMAL")
     figures = {"items": items, "batch": batch, "http": http,
                "bulk_items_per_s": round(bulk_per_s), "raw_items_per_s": round(raw_per_s),
                "raw_runs_items_per_s": [round(value) for value in raw_runs],
                "bulk_ratio_to_raw": round(bulk_per_s / raw_per_s, 3),
+               "raw_normal_items_per_s": round(normal_per_s), "full_cost": round(1 - raw_per_s / normal_per_s, 3),
                "get_item_p50_ms": round(item_ms, 3), "version_p50_ms": round(version_ms, 3),
                "get_item_ratio": round(item_ms / version_ms, 3),
                "search_prop_ms": round(prop_ms, 3), "search_id_ms": round(id_ms, 3),

@@ -28,6 +28,9 @@ Figures:
   lose the last commits on power loss, run right after the first FULL run and right before the last
   (`raw_normal_runs_items_per_s`). `full_cost` = 1 - raw (FULL) / raw (NORMAL): the share of write
   throughput that durable writes cost on this disk (noise on a busy machine can make it negative).
+- `commits_per_s_full`, `commits_per_s_normal`: one-item transactions per second with each setting (the
+  worst case for FULL: one sync per commit, as a stream of single `create_item` requests would cause), and
+  `commit_full_cost` = 1 - full / normal.
 - `get_item_p50_ms`, `version_p50_ms`: median latency of 1,000 keep-alive requests (one `requests.Session`)
   to `get_item` of random Dogs and to `GET /version`, interleaved, after a warm-up. `get_item_ratio` =
   their quotient. Goal ≤ 1.5.
@@ -127,6 +130,21 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str =
     return len(dogs) / seconds
 
 
+def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -> float:
+    "Transactions per second when each writes one item: where `synchronous` costs most, one sync per commit."
+    folder.mkdir()
+    connection = raw_connect(folder / "commits.sqlite", key, synchronous)
+    now = int(time.time() * 1000)
+    start = time.perf_counter()
+    for rowid in range(1, count + 1):
+        connection.execute("BEGIN")
+        connection.execute("INSERT INTO items VALUES (?, ?, 'Dog', ?, ?, ?, 0)", (rowid, uuid.uuid4().hex, now, now, now))
+        connection.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    connection.close()
+    return count / seconds
+
+
 # --- the Pod as a separate process ----------------------------------------------------------------
 
 def memory_mb(pid: int) -> dict:
@@ -217,6 +235,8 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
     normal_runs.append(bench_raw(folder / "raw-normal-after", key, dogs, batch, "NORMAL"))
     raw_runs.append(bench_raw(folder / "raw-after", key, dogs, batch))
     raw_per_s, normal_per_s = statistics.mean(raw_runs), statistics.mean(normal_runs)
+    commits = {mode: statistics.mean(bench_commits(folder / f"commits-{mode}-{run}", key, mode) for run in range(2))
+               for mode in ("FULL", "NORMAL")}
     figures = {"items": items, "batch": batch, "http": http,
                "bulk_items_per_s": round(bulk_per_s), "raw_items_per_s": round(raw_per_s),
                "raw_runs_items_per_s": [round(value) for value in raw_runs],
@@ -224,6 +244,8 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
                "raw_normal_items_per_s": round(normal_per_s),
                "raw_normal_runs_items_per_s": [round(value) for value in normal_runs],
                "full_cost": round(1 - raw_per_s / normal_per_s, 3),
+               "commits_per_s_full": round(commits["FULL"]), "commits_per_s_normal": round(commits["NORMAL"]),
+               "commit_full_cost": round(1 - commits["FULL"] / commits["NORMAL"], 3),
                "get_item_p50_ms": round(item_ms, 3), "version_p50_ms": round(version_ms, 3),
                "get_item_ratio": round(item_ms / version_ms, 3),
                "search_prop_ms": round(prop_ms, 3), "search_id_ms": round(id_ms, 3),

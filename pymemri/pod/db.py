@@ -235,6 +235,7 @@ class Store:
         with self._pool_lock:
             self._open[database.path] = database
             self._open.move_to_end(database.path)
+            if len(self._open) <= self.pool_size: return
             for path, other in list(self._open.items()):
                 if len(self._open) <= self.pool_size: break
                 if other is database or not other.lock.acquire(blocking=False): continue

@@ -197,6 +197,19 @@ def test_a_missing_docker_is_recorded_without_a_server_path(tmp_path, start_serv
         assert str(tmp_path) not in stored["message"]
 
 
+def test_a_plugin_that_dies_is_recorded_without_a_server_path(tmp_path, start_server, http):
+    "An image that doesn't exist makes `docker run` exit 125; any plugin that dies so is marked error, naming no server path."
+    launcher = ProcessLauncher(tmp_path / "logs", command=[sys.executable, "-c", "raise SystemExit(125)"])
+    server = start_server(tmp_path / "data", launcher=launcher)
+    caller = PodCaller(server.url, http=http)
+    caller.declare("PluginRun/status/Text", "PluginRun/message/Text")
+    run = plugin_run(status="idle")
+    caller.call("create_item", run)
+    stored = wait_for(lambda: caller.get(run["id"]) if caller.get(run["id"])["status"] == "error" else None)
+    assert stored["message"].startswith("plugin process exited with code 125; its log is ")
+    assert str(tmp_path) not in stored["message"] and "/tmp" not in stored["message"]
+
+
 # ---------------------------------------------------------------------------------------------- who may use the Pod
 
 def test_start_pod_serves_only_the_stored_owner(tmp_path, pod_process, http):

@@ -28,7 +28,7 @@ from pymemri.pod.auth import owner_hash
 from pymemri.pod.db import Store
 from pymemri.pod.keys import write_keys
 from pymemri.pod.launchers import PLUGIN_VARIABLES, ProcessLauncher, RecordingLauncher
-from pymemri.pod.server import DataFolderLocked
+from pymemri.pod.private import DataFolderLocked
 
 from conftest import PodCaller, free_port
 

@@ -87,7 +87,7 @@ def pod_for_cli(url: str = None, quiet: bool = False, owner_key: str = None) -> 
     if pod_answers(default, timeout=0.5): return default, None
     from pymemri.pod.auth import owner_hash
     from pymemri.pod.serve import PodServer
-    from pymemri.pod.server import DataFolderLocked
+    from pymemri.pod.private import DataFolderLocked
     try: owners = owner_hash(owner_key) if owner_key else "ANY"
     except ValueError as error: raise CLIError(f"the embedded Pod serves only your owner key, but {error}") from None
     try: server = PodServer(owners=owners).start()

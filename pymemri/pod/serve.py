@@ -22,7 +22,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from .auth import owner_hash
 from .keys import keys_path, pymemri_home, read_keys
 from .launchers import PLUGIN_RUNNERS
-from .server import DataFolderLocked, close_pod, create_app, logger
+from .private import DataFolderLocked
+from .server import close_pod, create_app, logger
 
 # %% ../../nbs/pod.serve.ipynb #9af7482b
 def default_data_dir() -> Path:

@@ -4,19 +4,15 @@
 
 # %% auto #0
 __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'REPLY_LIMIT', 'FINAL_STATUSES', 'PREFLIGHT_HEADERS', 'BULK_PARTS',
-           'EMAIL_FOOTER', 'JSON_ROUTES', 'HIDDEN', 'PodState', 'PodCall', 'request_body', 'pod_call', 'open_database',
-           'check_run_live', 'json_reply', 'failure_reply', 'PodHeaders', 'create_app', 'close_pod', 'DataFolderLocked',
-           'open_data_folder', 'make_private', 'endpoint_name', 'add_error_handlers', 'version', 'create_item',
-           'get_item_route', 'update_item', 'delete_item', 'search_route', 'get_edges_route', 'create_edge', 'bulk',
-           'search_replies', 'receive_upload', 'store_upload', 'upload_file', 'upload_file_b', 'get_file', 'send_email',
-           'trigger_status', 'graphql_route', 'add_routes', 'plugin_launches', 'start_plugins', 'mark_failed',
-           'run_failed', 'run_waits', 'plugin_exited', 'hide_keys', 'HideKeys', 'hide_keys_in_logs']
+           'EMAIL_FOOTER', 'JSON_ROUTES', 'PodState', 'PodCall', 'request_body', 'pod_call', 'open_database',
+           'check_run_live', 'json_reply', 'failure_reply', 'PodHeaders', 'create_app', 'close_pod', 'endpoint_name',
+           'add_error_handlers', 'version', 'create_item', 'get_item_route', 'update_item', 'delete_item',
+           'search_route', 'get_edges_route', 'create_edge', 'bulk', 'search_replies', 'receive_upload', 'store_upload',
+           'upload_file', 'upload_file_b', 'get_file', 'send_email', 'trigger_status', 'graphql_route', 'add_routes',
+           'plugin_launches', 'start_plugins', 'mark_failed', 'run_failed', 'run_waits', 'plugin_exited']
 
 # %% ../../nbs/pod.server.ipynb #40de9c99
-import fcntl
 import logging
-import os
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -34,8 +30,9 @@ from starlette.requests import ClientDisconnect
 import pymemri
 from .auth import PluginAuthority, check_owner_allowed, database_key, parse_envelope, parse_owners
 from .db import OwnerDatabase, PodFailure, Store, check_owner, normalise_key, now_millis
-from .files import FileUpload, check_sha256, clean_leftovers, private_folder, read_file, store_file
+from .files import FileUpload, check_sha256, read_file, store_file
 from .launchers import LaunchQueue, PluginLaunch, make_launcher
+from .private import hide_keys_in_logs, open_data_folder
 from .graphql import check_query, parse_query, run_query
 from .search import get_edges, get_item, search
 from .store import check_plugin_run, create_edges, create_items, delete_items, update_items
@@ -173,40 +170,6 @@ def close_pod(state: PodState):
     state.store.close()
     if state.folder_lock: state.folder_lock.close()
     state.folder_lock = None
-
-# %% ../../nbs/pod.server.ipynb #a3f0c9d2
-class DataFolderLocked(RuntimeError):
-    "Another Pod holds the data folder: `holder` is what it wrote in the lock file (`pid`, `address`)."
-    def __init__(self, data_dir: Path, holder: dict):
-        self.data_dir, self.holder = data_dir, holder
-        who = f"another Pod (process {holder.get('pid', '?')}, {holder.get('address', 'address unknown')})"
-        super().__init__(f"{who} is using the data folder {data_dir}; stop it, or give this one another data folder")
-
-def open_data_folder(data_dir: Path, pod_address: str):
-    "Lock `data_dir` for this Pod (or raise `DataFolderLocked`), make it private, and clear interrupted uploads."
-    private_folder(data_dir)
-    lock = open(os.open(data_dir / "pod.lock", os.O_RDWR | os.O_CREAT, 0o600), "r+")
-    try: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        try: holder = orjson.loads(lock.read() or "{}")
-        except orjson.JSONDecodeError: holder = {}
-        lock.close()
-        raise DataFolderLocked(data_dir, holder) from None
-    lock.truncate(0)
-    lock.write(orjson.dumps({"pid": os.getpid(), "address": pod_address}).decode())
-    lock.flush()
-    make_private(data_dir)
-    if removed := clean_leftovers(data_dir): logger.info("removed %d unfinished uploads left by a crash", removed)
-    return lock
-
-def make_private(data_dir: Path):
-    "Give `data_dir` and everything in it to this user alone: folders 0700, files 0600."
-    os.chmod(data_dir, 0o700)
-    for folder, folders, files in os.walk(data_dir):
-        for name in folders: os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
-        for name in files:
-            path = os.path.join(folder, name)
-            if not os.path.islink(path): os.chmod(path, 0o600)
 
 # %% ../../nbs/pod.server.ipynb #2dfc77b7
 def endpoint_name(path: str) -> str:
@@ -465,28 +428,3 @@ def plugin_exited(state: PodState, launch: PluginLaunch, code: int, log_path: Pa
         mark_failed(database, launch.run_id, f"plugin process exited with code {code}; its log is {log} in the Pod's data folder")
     except PodFailure as failure: logger.info("plugin run %s ended after the Pod closed: %s", launch.run_id, failure.message)
     finally: state.launches.finished(launch.run_id)
-
-# %% ../../nbs/pod.server.ipynb #9b6c1e55
-HIDDEN = "<hidden>"
-
-def hide_keys(value):
-    "`value` (a log message or argument) with what follows `upload_file/` or `upload_file_b/` in a path hidden."
-    if isinstance(value, dict): return {name: hide_keys(item) for name, item in value.items()}
-    if isinstance(value, str) and "upload_file" in value: return re.sub(r"(upload_file(?:_b)?/).*", rf"\1{HIDDEN}", value, flags=re.S)
-    if isinstance(value, bytes) and b"upload_file" in value:
-        return re.sub(rb"(upload_file(?:_b)?/).*", rb"\1" + HIDDEN.encode(), value, flags=re.S)
-    return value
-
-class HideKeys(logging.Filter):
-    "A log filter that hides the database key or auth that upload paths carry, at every level."
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = hide_keys(record.msg)
-        if isinstance(record.args, dict): record.args = hide_keys(record.args)
-        elif record.args: record.args = tuple(hide_keys(arg) for arg in record.args)
-        return True
-
-def hide_keys_in_logs(names=("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "pymemri.pod")):
-    "Add `HideKeys` to the loggers that may see request paths (once)."
-    for name in names:
-        log = logging.getLogger(name)
-        if not any(isinstance(existing, HideKeys) for existing in log.filters): log.addFilter(HideKeys())

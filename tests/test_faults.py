@@ -317,7 +317,8 @@ def start_pod_process(data_dir: Path, port: int) -> subprocess.Popen:
     "Run the `start_pod` console script on `port`; return once it answers."
     command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
     assert command, "the start_pod console script is not installed (pip install -e .)"
-    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--log_level", "warning"],
+    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--log_level", "warning",
+                                "--owners", "ANY"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -420,12 +421,12 @@ import pymemri.pod.files as files
 from pymemri.pod.server import create_app
 
 data_dir, port, moment = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-write_blob = files._write_once
-def crash_around_the_blob(path, data):
+link_blob = files._link_once
+def crash_around_the_blob(temporary, path):
     if moment == "before": os.kill(os.getpid(), signal.SIGKILL)
-    write_blob(path, data)
+    link_blob(temporary, path)
     os.kill(os.getpid(), signal.SIGKILL)
-files._write_once = crash_around_the_blob
+files._link_once = crash_around_the_blob
 uvicorn.run(create_app(data_dir), host="127.0.0.1", port=port, log_level="warning")
 """
 

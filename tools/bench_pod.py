@@ -19,11 +19,18 @@ Figures:
   before the clock starts, so the figure is the server's.
 - `raw_items_per_s`: the same Dogs, their property rows, edge items and edges written with `sqlcipher3`
   `executemany` straight into the Pod's tables and indexes (`TABLES_SQL`), same raw-key pragma, WAL,
-  `synchronous = NORMAL` and `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per
+  `synchronous = FULL` and `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per
   `--batch` edges). Rows are built before the clock starts. It leaves out what only the Pod does (schema
   and id checks, bumping each edge source's dateServerModified). It runs once before and once after the
   Pod's import (`raw_runs_items_per_s`) and the mean is used, so disk and machine drift cancel out.
 - `bulk_ratio_to_raw` = bulk / raw. Goal ≥ 0.5.
+- `raw_normal_items_per_s`: the raw baseline with `synchronous = NORMAL`, which WAL allows but which may
+  lose the last commits on power loss, run right after the first FULL run and right before the last
+  (`raw_normal_runs_items_per_s`). `full_cost` = 1 - raw (FULL) / raw (NORMAL): the share of write
+  throughput that durable writes cost on this disk (noise on a busy machine can make it negative).
+- `commits_per_s_full`, `commits_per_s_normal`: one-item transactions per second with each setting (the
+  worst case for FULL: one sync per commit, as a stream of single `create_item` requests would cause), and
+  `commit_full_cost` = 1 - full / normal.
 - `get_item_p50_ms`, `version_p50_ms`: median latency of 1,000 keep-alive requests (one `requests.Session`)
   to `get_item` of random Dogs and to `GET /version`, interleaved, after a warm-up. `get_item_ratio` =
   their quotient. Goal ≤ 1.5.
@@ -70,21 +77,21 @@ def batches(values: list, size: int):
 
 # --- raw SQLCipher baseline ----------------------------------------------------------------------
 
-def raw_connect(path: Path, key: str):
-    "A SQLCipher connection set up as the Pod sets up its owner databases."
+def raw_connect(path: Path, key: str, synchronous: str = "FULL"):
+    "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
     connection = sqlcipher3.connect(str(path), isolation_level=None)
     connection.execute(f"PRAGMA key = \"x'{key}'\"")
-    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+    for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
     for statement in TABLES_SQL.split(";"):
         if statement.strip(): connection.execute(statement)
     return connection
 
 
-def bench_raw(folder: Path, key: str, dogs: list, batch: int) -> float:
+def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str = "FULL") -> float:
     "Items per second for writing `dogs` and their edges with executemany, one transaction per batch."
     folder.mkdir()
-    connection = raw_connect(folder / "raw.sqlite", key)
+    connection = raw_connect(folder / "raw.sqlite", key, synchronous)
     now = int(time.time() * 1000)
     connection.execute("INSERT INTO items VALUES (1, ?, 'Person', ?, ?, ?, 0)", (uuid.uuid4().hex, now, now, now))
     item_batches, edge_batches, rowid = [], [], 2
@@ -121,6 +128,21 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int) -> float:
     seconds = time.perf_counter() - start
     connection.close()
     return len(dogs) / seconds
+
+
+def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -> float:
+    "Transactions per second when each writes one item: where `synchronous` costs most, one sync per commit."
+    folder.mkdir()
+    connection = raw_connect(folder / "commits.sqlite", key, synchronous)
+    now = int(time.time() * 1000)
+    start = time.perf_counter()
+    for rowid in range(1, count + 1):
+        connection.execute("BEGIN")
+        connection.execute("INSERT INTO items VALUES (?, ?, 'Dog', ?, ?, ?, 0)", (rowid, uuid.uuid4().hex, now, now, now))
+        connection.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    connection.close()
+    return count / seconds
 
 
 # --- the Pod as a separate process ----------------------------------------------------------------
@@ -199,6 +221,7 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
     key, owner = secrets.token_hex(32).upper(), secrets.token_hex(32)
     dogs = make_dogs(items)
     raw_runs = [bench_raw(folder / "raw-before", key, dogs, batch)]
+    normal_runs = [bench_raw(folder / "raw-normal-before", key, dogs, batch, "NORMAL")]
     with open(folder / "server.log", "wb") as log, pod_process(folder / "pod", http, log) as (url, server):
         try:
             client = Client(url, owner, key)
@@ -209,12 +232,20 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
         except BaseException:
             sys.stderr.write((folder / "server.log").read_text()[-3000:])
             raise
+    normal_runs.append(bench_raw(folder / "raw-normal-after", key, dogs, batch, "NORMAL"))
     raw_runs.append(bench_raw(folder / "raw-after", key, dogs, batch))
-    raw_per_s = statistics.mean(raw_runs)
+    raw_per_s, normal_per_s = statistics.mean(raw_runs), statistics.mean(normal_runs)
+    commits = {mode: statistics.mean(bench_commits(folder / f"commits-{mode}-{run}", key, mode) for run in range(2))
+               for mode in ("FULL", "NORMAL")}
     figures = {"items": items, "batch": batch, "http": http,
                "bulk_items_per_s": round(bulk_per_s), "raw_items_per_s": round(raw_per_s),
                "raw_runs_items_per_s": [round(value) for value in raw_runs],
                "bulk_ratio_to_raw": round(bulk_per_s / raw_per_s, 3),
+               "raw_normal_items_per_s": round(normal_per_s),
+               "raw_normal_runs_items_per_s": [round(value) for value in normal_runs],
+               "full_cost": round(1 - raw_per_s / normal_per_s, 3),
+               "commits_per_s_full": round(commits["FULL"]), "commits_per_s_normal": round(commits["NORMAL"]),
+               "commit_full_cost": round(1 - commits["FULL"] / commits["NORMAL"], 3),
                "get_item_p50_ms": round(item_ms, 3), "version_p50_ms": round(version_ms, 3),
                "get_item_ratio": round(item_ms / version_ms, 3),
                "search_prop_ms": round(prop_ms, 3), "search_id_ms": round(id_ms, 3),

@@ -78,8 +78,8 @@ def pod_answers(url: str, timeout: float = 2) -> bool:
     try: return "cargo" in requests.get(f"{url.rstrip('/')}/version", timeout=timeout).text
     except requests.RequestException: return False
 
-def pod_for_cli(url: str = None, quiet: bool = False) -> tuple:
-    "`(address, started server or None)`: the Pod at `url` or `$POD_ADDRESS`, else at the default address, else an embedded one."
+def pod_for_cli(url: str = None, quiet: bool = False, owner_key: str = None) -> tuple:
+    "`(address, started server or None)`: the Pod at `url` or `$POD_ADDRESS`, else at the default address, else an embedded one for `owner_key` alone."
     if url:
         if not pod_answers(url): raise ConnectionError(f"no Pod answers at {url}; start one there, or leave out the address")
         return url, None
@@ -90,21 +90,30 @@ def pod_for_cli(url: str = None, quiet: bool = False) -> tuple:
         return url, None
     default = DEFAULT_POD_ADDRESS
     if pod_answers(default, timeout=0.5): return default, None
+    from pymemri.pod.auth import owner_hash
     from pymemri.pod.serve import PodServer
-    server = PodServer().start()
+    from pymemri.pod.private import DataFolderLocked
+    try: owners = owner_hash(owner_key) if owner_key else "ANY"
+    except ValueError as error: raise CLIError(f"the embedded Pod serves only your owner key, but {error}") from None
+    try: server = PodServer(owners=owners).start()
+    except DataFolderLocked as locked:
+        holder = locked.holder.get("address")
+        if not (holder and pod_answers(holder)): raise ConnectionError(f"no Pod answers at {default}, and {locked}") from None
+        if not quiet: print(f"No Pod at {default}: using the Pod at {holder}, which holds {locked.data_dir}", file=sys.stderr)
+        return holder, None
     if not quiet: print(f"No Pod at {default}: started the embedded Pod at {server.url} (data in {server.data_dir})", file=sys.stderr)
     return server.url, server
 
 # %% ../../nbs/plugin.cli.ipynb #b390970a
 @contextmanager
 def connected_client(address: str = None, owner_key: str = None, database_key: str = None, auth_json: str = None):
-    "A PodClient for the Pod at `address` (or the default, or an embedded one), closed at the end."
-    url, server = pod_for_cli(address)
+    "A PodClient for the Pod at `address` (or the default, or an embedded one for this owner alone), closed at the end."
+    if auth_json and not owner_key: raise CLIError("a plugin token (POD_AUTH_JSON) needs its owner (POD_OWNER or --owner_key)")
+    if not auth_json: owner_key, database_key = keys_for_cli(owner_key, database_key)
+    url, server = pod_for_cli(address, owner_key=owner_key)
     try:
-        if auth_json:
-            if not owner_key: raise CLIError("a plugin token (POD_AUTH_JSON) needs its owner (POD_OWNER or --owner_key)")
-            yield PodClient(url, owner_key, auth_json=auth_json), server
-        else: yield PodClient(url, *keys_for_cli(owner_key, database_key)), server
+        if auth_json: yield PodClient(url, owner_key, auth_json=auth_json), server
+        else: yield PodClient(url, owner_key, database_key), server
     finally:
         if server: server.stop()
 
@@ -165,6 +174,10 @@ class _PrintsAboveBar:
         if self.pending: self.write("\n")
         self.stream.flush()
 
+def _run_ended(error: BaseException) -> bool:
+    "Whether `error` is the Pod refusing the plugin's token because its run was ended by someone else (say, aborted)."
+    return isinstance(error, PodError) and error.status == 401 and "run has ended" in error.message
+
 def _failed(plugin: PluginBase, error: BaseException) -> int:
     traceback.print_exception(error, file=sys.stderr)
     message = f"{type(error).__name__}: {error}"
@@ -198,7 +211,9 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
     except Exception as error:
         plugin._running = False
         bar.close()  # so that what follows starts on a line of its own
-        return _failed(plugin, error)
+        if not _run_ended(error): return _failed(plugin, error)
+        print(f"Aborted: {name} stopped because its run ended elsewhere", file=sys.stderr)
+        return EXIT_CODES[RunStatus.aborted]
     finally:
         bar.close()
         if listener: listener.stop()

@@ -4,14 +4,17 @@
 
 # %% auto #0
 __all__ = ['TABLES_SQL', 'BUILTIN_SCHEMA', 'IMPLICIT_SCHEMA', 'PodFailure', 'check_owner', 'normalise_key', 'cipher_key',
-           'now_millis', 'OwnerDatabase', 'Store']
+           'now_millis', 'OwnerDatabase', 'default_pool_size', 'Store']
 
 # %% ../../nbs/pod.db.ipynb #93c21a24
 import hashlib
 import hmac
+import os
 import re
+import resource
 import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,6 +97,7 @@ def now_millis() -> int:
 
 def _connect(path: Path, key: str):
     "An open SQLCipher connection to `path` with `key`, or a 401 failure if the key does not open it."
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite gives its -wal and -shm files the same mode
     connection = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA cipher_log_level = NONE")
     connection.execute(f"PRAGMA key = \"x'{cipher_key(key)}'\"")
@@ -101,16 +105,16 @@ def _connect(path: Path, key: str):
     except sqlcipher3.DatabaseError:
         connection.close()
         raise PodFailure(401, "wrong database key for this owner") from None
-    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+    for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
     return connection
 
 # %% ../../nbs/pod.db.ipynb #aa338201
 class OwnerDatabase:
-    "One owner's encrypted database, used by one request at a time."
-    def __init__(self, path: Path, key: str, clock=now_millis):
-        self.path, self.clock = Path(path), clock
-        self._key_digest = hashlib.sha256(key.encode()).digest()
+    "One owner's encrypted database, used by one request at a time; `pool` may close it while idle."
+    def __init__(self, path: Path, key: str, clock=now_millis, pool=None):
+        self.path, self.clock, self.pool = Path(path), clock, pool
+        self._key, self._key_digest = key, hashlib.sha256(key.encode()).digest()
         self.lock, self.closed = threading.RLock(), False
         self.connection = _connect(self.path, key)
         self.schema, self.schema_ids = {}, {}
@@ -148,14 +152,24 @@ def read(self: OwnerDatabase):
 
 @patch
 def _check_open(self: OwnerDatabase):
+    "Refuse use after `close`; open the connection again if the pool closed it while idle."
     if self.closed: raise PodFailure(503, "the Pod is shutting down")
+    if self.connection is None: self.connection = _connect(self.path, self._key)
+    if self.pool is not None: self.pool.used(self)
 
 @patch
 def close(self: OwnerDatabase):
     "Close the database; later requests are refused with 503."
     with self.lock:
         self.closed = True
-        self.connection.close()
+        self.close_idle()
+
+@patch
+def close_idle(self: OwnerDatabase):
+    "Close the connection (its file descriptors) until the next use opens it again."
+    with self.lock:
+        if self.connection is not None: self.connection.close()
+        self.connection = None
 
 # %% ../../nbs/pod.db.ipynb #7264f7f0
 @patch
@@ -185,12 +199,19 @@ def _migrate(self: OwnerDatabase):
     self.load_schema()
 
 # %% ../../nbs/pod.db.ipynb #aee23734
+def default_pool_size() -> int:
+    "How many owner databases to keep open: 3 descriptors each, within this process's limit, leaving room for sockets."
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(4, min(200, (soft - 100) // 4)) if soft != resource.RLIM_INFINITY else 200
+
 class Store:
-    "Every owner's database under `data_dir`, opened on first use and kept open."
-    def __init__(self, data_dir: Path, clock=now_millis):
+    "Every owner's database under `data_dir`, opened on first use; at most `pool_size` stay open, least recently used closed first."
+    def __init__(self, data_dir: Path, clock=now_millis, pool_size: int = None):
         self.data_dir, self.clock = Path(data_dir), clock
-        (self.data_dir / "db").mkdir(parents=True, exist_ok=True)
+        self.pool_size = pool_size or default_pool_size()
+        (self.data_dir / "db").mkdir(mode=0o700, parents=True, exist_ok=True)
         self._databases, self._lock = {}, threading.Lock()
+        self._open, self._pool_lock = OrderedDict(), threading.Lock()
 
     def database(self, owner: str, key: str) -> OwnerDatabase:
         "The open database of `owner`, after checking `key` (normalised) against it."
@@ -200,14 +221,31 @@ class Store:
             with self._lock:
                 database = self._databases.get(owner)
                 if database is None:
-                    database = OwnerDatabase(self.data_dir / "db" / f"{owner}.p4.4.sqlite", key, self.clock)
+                    database = OwnerDatabase(self.data_dir / "db" / f"{owner}.p4.4.sqlite", key, self.clock, self)
                     self._databases[owner] = database
         if not database.accepts(key): raise PodFailure(401, "wrong database key for this owner")
         return database
 
+    def exists(self, owner: str) -> bool:
+        "Whether `owner` has a database yet (opening one creates it)."
+        return owner in self._databases or (self.data_dir / "db" / f"{owner}.p4.4.sqlite").exists()
+
     def opened(self, owner: str):
         "The database of `owner` if a request has opened it, else None."
         return self._databases.get(owner)
+
+    def used(self, database: OwnerDatabase):
+        "Note that `database` is in use; close the least recently used idle ones beyond `pool_size`."
+        with self._pool_lock:
+            self._open[database.path] = database
+            self._open.move_to_end(database.path)
+            if len(self._open) <= self.pool_size: return
+            for path, other in list(self._open.items()):
+                if len(self._open) <= self.pool_size: break
+                if other is database or not other.lock.acquire(blocking=False): continue
+                try: other.close_idle()
+                finally: other.lock.release()
+                del self._open[path]
 
     def close(self):
         "Close every open database."

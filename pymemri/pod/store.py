@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['VALUE_TABLES', 'INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPES',
-           'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
+           'DECLARED_NAME', 'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name',
+           'value_type_of', 'declare', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items',
+           'create_edges']
 
 # %% ../../nbs/pod.store.ipynb #59978dbf
 import math
@@ -67,12 +68,16 @@ def value_type_of(database: OwnerDatabase, name: str) -> str:
 
 # %% ../../nbs/pod.store.ipynb #a77cf221
 VALUE_TYPES = ("Text", "Integer", "Real", "Bool", "DateTime")
+DECLARED_NAME = re.compile(r"[a-zA-Z][_a-zA-Z0-9]{0,127}")  # not _source, _edge, [[edges]], ~x: those are edges' and replies'
 
 def declare(database: OwnerDatabase, item: dict) -> str:
     "Add the declaration in `item` to the schema; the id of an earlier identical declaration, if any."
     for field in ("itemType", "propertyName", "valueType"):
         if type(item.get(field)) is not str: raise PodFailure(400, f"ItemPropertySchema needs a string {field}")
     name, value_type = item["propertyName"], item["valueType"]
+    if not DECLARED_NAME.fullmatch(name):
+        raise PodFailure(400, f"property name {name[:40]!r} can't be declared: use up to 128 letters, digits or _, starting "
+                              "with a letter (names like _source, _edge or [[edges]] belong to edges and replies)")
     if value_type not in VALUE_TYPES:
         raise PodFailure(400, f"valueType {value_type[:40]!r} is not one of {', '.join(VALUE_TYPES)}")
     declared = database.schema.get(name)

@@ -467,11 +467,17 @@ def metadata_json(names: ProjectNames, description: str) -> str:
 # %% ../../nbs/plugin.template.ipynb #fe5ab988
 _DOCKERFILE = """# The image the Pod runs for {{title}}. The Pod starts a container of it for each run, with the
 # run's POD_* variables set; run_plugin --read_args_from_env reads them and runs the plugin.
-FROM python:3.11-slim
+#   docker build -t {{project}} .
+# Build arguments: BASE_IMAGE, any image with Python 3.11 and its venv module; PYMEMRI_REQUIREMENT, where
+# pymemri comes from; PIP_OPTIONS, e.g. "--no-index --find-links wheels" to install from ./wheels only.
+ARG BASE_IMAGE=python:3.11-slim
+FROM $BASE_IMAGE
 ARG PYMEMRI_REQUIREMENT=pymemri
+ARG PIP_OPTIONS=
 WORKDIR /plugin
 COPY . .
-RUN pip install --no-cache-dir "$PYMEMRI_REQUIREMENT" && pip install --no-cache-dir .
+RUN python3 -m venv /opt/plugin && /opt/plugin/bin/pip install --no-cache-dir $PIP_OPTIONS "$PYMEMRI_REQUIREMENT" .
+ENV PATH=/opt/plugin/bin:$PATH
 CMD ["run_plugin", "--read_args_from_env"]
 """
 

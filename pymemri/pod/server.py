@@ -340,5 +340,5 @@ def plugin_exited(state: PodState, launch: PluginLaunch, code: int, log_path: Pa
     "Called when a plugin process ends: a run that crashed is marked failed."
     database = state.store.opened(launch.owner)
     if code == 0 or database is None: return
-    try: mark_failed(database, launch.run_id, f"plugin process exited with code {code}; its log is {log_path}")
+    try: mark_failed(database, launch.run_id, state.launcher.exit_message(launch, code))
     except PodFailure as failure: logger.info("plugin run %s ended after the Pod closed: %s", launch.run_id, failure.message)

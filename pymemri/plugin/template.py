@@ -450,9 +450,10 @@ docker build -t {{project}} .
 The image installs pymemri and this package, and runs `run_plugin --read_args_from_env`: the Pod
 starts the container with the run's `POD_FULL_ADDRESS`, `POD_PLUGINRUN_ID`, `POD_OWNER`,
 `POD_AUTH_JSON` and `POD_TARGET_ITEM`, and `run_plugin` reads them, connects to the Pod and runs the
-plugin. To take pymemri from elsewhere than PyPI, pass `--build-arg PYMEMRI_REQUIREMENT=...`. To try
-the whole path on one machine, run `start_pod --plugin_runner docker` in one shell and
-`simulate_run_plugin_from_frontend --metadata metadata.json` in another.
+plugin. To take pymemri from elsewhere than PyPI, pass `--build-arg PYMEMRI_REQUIREMENT=...`; the
+`Dockerfile` lists its other build arguments. To try the whole path on one machine, run
+`start_pod --plugin_runner docker --docker_pull missing` in one shell (`missing`: the image is on this
+machine only) and `simulate_run_plugin_from_frontend --metadata metadata.json` in another.
 '''
 
 OFFLINE_COMMAND = "pip install --no-build-isolation --no-deps -e . && nbdev_export && nbdev_test && pytest --nbval-lax nbs/"

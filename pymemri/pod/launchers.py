@@ -100,9 +100,9 @@ class DockerLauncher(ProcessLauncher):
         self.network, self.pull = network, pull
 
     def container_name(self, launch: PluginLaunch) -> str:
-        "The container's name: a digest of the owner (as the log folder has), then the image and the run id."
+        "The container's name: a digest of the owner (as the log folder has), then the image (shortened) and the run id."
         owner_digest = hashlib.sha256(launch.owner.encode()).hexdigest()[:16]
-        return "-".join((owner_digest, _alphanumeric(launch.image), _alphanumeric(launch.run_id)))
+        return "-".join((owner_digest, _alphanumeric(launch.image)[:40], _alphanumeric(launch.run_id)))
 
     def command_for(self, launch: PluginLaunch) -> list:
         "The `docker run` command for `launch`: it names the run's variables; `docker` reads their values from its environment."

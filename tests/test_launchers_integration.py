@@ -167,6 +167,19 @@ def test_docker_run_aborted_with_secrets_off_command_lines(plugin_image, start_s
     assert f"Aborted: {PLUGIN} stopped because its run was aborted" in log
 
 
+def test_docker_container_stops_with_its_docker_run(plugin_image, start_server, tmp_path):
+    image, project = plugin_image
+    server, owner = docker_pod(start_server, tmp_path)
+    client = PodClient(server.url, owner.owner, owner.key)
+    run_id = create_run(client, json.loads((project / "metadata.json").read_text()), container=image, config={"note_count": 100_000}).id
+    wait_for(lambda: (owner.get(run_id).get("progress") or 0) > 0, 120, "the plugin reporting progress")
+    container = docker("ps", "--quiet", "--filter", f"name={run_id}")
+    server.app.state.pod.launcher.processes[run_id].terminate()  # as a Pod stopping its plugins does
+    started = time.monotonic()
+    wait_for(lambda: docker("ps", "--all", "--quiet", "--filter", f"id={container}") == "", 15, "the container stopping with docker run")
+    assert time.monotonic() - started < 10
+
+
 def test_docker_image_that_does_not_exist(start_server, tmp_path):
     docker_daemon()
     server, owner = docker_pod(start_server, tmp_path)

@@ -106,7 +106,7 @@ class DockerLauncher(ProcessLauncher):
 
     def command_for(self, launch: PluginLaunch) -> list:
         "The `docker run` command for `launch`: it names the run's variables; `docker` reads their values from its environment."
-        return ["docker", "run", f"--pull={self.pull}", f"--network={self.network}",
+        return ["docker", "run", f"--pull={self.pull}", f"--network={self.network}", "--init",
                 *[f"--env={name}" for name in launch.environment()],
                 f"--name={self.container_name(launch)}", "--rm", "--", launch.image]
 

@@ -6,10 +6,11 @@ Run from the repository root:
     python tools/build_docs.py --only pod.client  # one page (index also rewrites README.md)
     python tools/build_docs.py --check          # build into a temp dir; fail if docs/ has other pages
     python tools/build_docs.py --jobs 2         # run two notebooks at a time (default: one)
+    python tools/build_docs.py --flags docker   # also run the cells flagged `#| docker` (a Docker daemon answers)
 
 Each notebook runs in a fresh Jupyter kernel with cwd `nbs/` and `PYMEMRI_HOME` set to a new temp
 dir; the notebook file itself is never written. As with `nbdev_test`, cells marked `#| eval: false`
-or with a test flag from settings.ini (`tst_flags`) are not run. For display, nbdev's processors
+or with a test flag from settings.ini (`tst_flags`) are not run, unless the flag is given with `--flags`. For display, nbdev's processors
 drop `#| hide` cells (source and outputs) and `#| hide_line` lines and strip directives;
 `#| echo: false` hides a cell's source, `#| output: false` its outputs, `#| include: false` the cell.
 Outputs are tidied as Jupyter shows them (progress bars keep their last state) and the temp
@@ -242,9 +243,9 @@ def render_readme(nb) -> str:
     return note + re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def run_notebooks(names: list, jobs: int) -> dict:
-    "Execute the notebooks `names`, `jobs` at a time; exit 1 naming every one that failed."
-    skip_flags, results, failures = set(SETTINGS.get("tst_flags", "").split()), {}, []
+def run_notebooks(names: list, jobs: int, flags: list = ()) -> dict:
+    "Execute the notebooks `names`, `jobs` at a time, running the cells flagged with `flags`; exit 1 naming every one that failed."
+    skip_flags, results, failures = set(SETTINGS.get("tst_flags", "").split()) - set(flags), {}, []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(execute, NBS / f"{name}.ipynb", skip_flags): name for name in names}
         for future in as_completed(futures):
@@ -262,13 +263,15 @@ def main():
     parser.add_argument("--check", action="store_true", help="fail if docs/ does not have exactly these pages")
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks run at once (faster, but cells sensitive to timing may fail)")
+    parser.add_argument("--flags", nargs="+", default=[], metavar="FLAG",
+                        help="also run the cells with these test flags, as nbdev_test --flags does (e.g. docker)")
     args = parser.parse_args()
     paths = sorted(NBS.glob("*.ipynb"), key=page_order)
     pages = {path.stem: title_of(nbformat.read(path, as_version=4)) for path in paths}  # name: (title, subtitle)
     only = args.only and args.only.removesuffix(".ipynb")
     if only and only not in pages: sys.exit(f"Error: no notebook nbs/{only}.ipynb")
     names = [only] if only and not args.check else list(pages)
-    results = run_notebooks(names, args.jobs)
+    results = run_notebooks(names, args.jobs, args.flags)
 
     build = Path(tempfile.mkdtemp(prefix="pymemri-site-"))
     try:

@@ -141,13 +141,26 @@ def test_09_wrong_key_for_existing_owner(pod):
 
 
 def test_09_order_of_checks(pod):
-    "§1: envelope, then key, then owner, then database; our payload checks come after the database is opened."
+    "§1: envelope and payload shape, then key, then owner, then database."
     pod.create(type="Person")
     wrong_key = pod.with_key(secrets.token_hex(32))
     assert_failure(wrong_key.raw("update_item", b"not json"), 400, "not valid JSON")
-    assert_failure(wrong_key.post("update_item", {}, auth={"type": "ClientAuth", "databaseKey": "zz!"}), 400, "databaseKey")
-    # A malformed payload with a wrong key: the reference answers 400 (payload shape first); we answer 401 (documented).
-    assert_failure(wrong_key.post("update_item", "not an object"), 401, "wrong database key")
+    assert_failure(wrong_key.post("update_item", {"id": "person-1"}, auth={"type": "ClientAuth", "databaseKey": "zz!"}), 400, "databaseKey")
+    # A malformed payload with a wrong key: 400, the payload's shape is checked first.
+    assert_failure(wrong_key.post("update_item", "not an object"), 400, "update_item takes an object")
+    assert_failure(wrong_key.post("bulk", {"createItems": [{"type": "Person", "id": "x"}]}), 400, "must be 6-36 letters")
+    assert_failure(wrong_key.post("search", {"type": "Person"}), 401, "wrong database key")
+
+
+def test_09_malformed_request_creates_no_database(pod, pod_server):
+    "A malformed first request for a new owner, with a wrong key, neither creates the database nor binds its key."
+    wrong_key = pod.with_key(secrets.token_hex(32))
+    for endpoint, payload in [("bulk", {"createItems": None}), ("create_item", {"type": 3}), ("search", {"_limit": -1}),
+                              ("get_edges", {"item": "x"}), ("graphql", "query {"), ("get_file", {"sha256": "zz"})]:
+        assert_failure(wrong_key.post(endpoint, payload), 400, "")
+    assert_failure(wrong_key.upload(b"bytes", sha256=hashlib.sha256(b"other").hexdigest()), 400, "does not match")
+    assert list((pod_server.data_dir / "db").glob(f"{pod.owner}*")) == []
+    assert pod.search(type="Person") == []
 
 
 def test_10_owner_allow_list(start_server, http):
@@ -157,8 +170,8 @@ def test_10_owner_allow_list(start_server, http):
     assert_failure(PodCaller(server.url, other, http=http).post("search", {}), 403, "Unexpected owner")
     # A non-hex owner: the reference answers 500 [F]; we answer 400 (documented deviation).
     assert_failure(PodCaller(server.url, "xyz" + other, http=http).post("search", {}), 400, "hexadecimal")
-    # A malformed payload from an owner not on the list: the reference answers 400; we answer 403 (documented).
-    assert_failure(PodCaller(server.url, other, http=http).post("update_item", "not an object"), 403, "Unexpected owner")
+    # A malformed payload from an owner not on the list: 400, the payload's shape is checked before the owner.
+    assert_failure(PodCaller(server.url, other, http=http).post("update_item", "not an object"), 400, "update_item takes an object")
 
 
 def test_11_altered_plugin_auth(pod, launcher):
@@ -518,7 +531,8 @@ def test_42_get_edges(pod, friends):
     [incoming] = pod.call("get_edges", {"item": b, "direction": "Incoming", "expandItems": True})
     assert incoming["item"]["id"] == a
     assert_failure(pod.post("get_edges", {"item": a, "expandItems": True}), 400, "direction")
-    assert_failure(pod.post("get_edges", {"item": "missing-1", "direction": "Outgoing", "expandItems": True}), 404, "no item")
+    # The reference answers 404 for an unknown item; pod-api §5.7 and §11 (amended) ask for [], as get_item answers.
+    assert pod.call("get_edges", {"item": "missing-1", "direction": "Outgoing", "expandItems": True}) == []
 
 
 # ---------------------------------------------------------------------------------------------- Bulk
@@ -620,16 +634,25 @@ def test_50_blob_on_disk_is_encrypted(pod, pod_server):
 def test_51_plugin_run_refusals(pod, launcher):
     launched = len(launcher.launches)
     assert_failure(pod.post("create_item", plugin_run(target="missing-1")), 400, "is not an item")
-    no_image = {key: value for key, value in plugin_run().items() if key != "containerImage"}
-    assert_failure(pod.post("create_item", no_image), 400, "needs a containerImage")
     assert pod.search(type="PluginRun") == [] and len(launcher.launches) == launched
 
 
-@pytest.mark.parametrize("later", [{"updateItems": [{"id": "run-000001", "containerImage": None}]},
-                                   {"updateItems": [{"id": "run-000001", "targetItemId": "missing-1"}]}])
+@pytest.mark.parametrize("image", ["none", "", None])
+def test_51_plugin_run_not_started(pod, launcher, image):
+    "§7.1 (amended): a PluginRun whose containerImage is 'none', empty or absent is stored, never launched, target unchecked."
+    launched = len(launcher.launches)
+    run = {**plugin_run("run-000002", target="missing-1"), "containerImage": image}
+    if image is None: del run["containerImage"]
+    assert pod.call("create_item", run) == "run-000002"
+    assert pod.call("bulk", {"createItems": [{**run, "id": "run-000003"}]})["createItems"] == ["run-000003"]
+    assert len(pod.search(type="PluginRun")) == 2 and len(launcher.launches) == launched
+
+
+@pytest.mark.parametrize("later", [{"updateItems": [{"id": "run-000001", "targetItemId": "missing-1"}]},
+                                   {"updateItems": [{"id": "run-000001", "targetItemId": None}]}])
 def test_51_plugin_run_spoiled_later_in_the_bulk(pod, launcher, later):
     # The reference launches right after creating the run, so it would start the plugin and then answer 200; we
-    # read what to launch when the request ends, so the run must still name an image and an existing target.
+    # read what to launch when the request ends, so a run with an image must still name an existing target.
     launched = len(launcher.launches)
     assert_failure(pod.post("bulk", {"createItems": [plugin_run("run-000001")], **later}), 400, "PluginRun run-000001")
     assert pod.call("get_item", "run-000001") == [] and len(launcher.launches) == launched

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['FIXABLE_ERRORS', 'EXIT_CODES', 'PROGRESS_FORMAT', 'CLIError', 'cli_errors', 'keys_for_cli', 'store_keys',
-           'pod_answers', 'pod_for_cli', 'connected_client', 'read_json_file', 'read_metadata', 'execute', 'prepare',
-           'pod_environment', 'run_from_metadata', 'run_plugin', 'create_run', 'follow_run',
-           'simulate_run_plugin_from_frontend']
+           'pod_answers', 'pod_for_cli', 'connected_client', 'read_json_file', 'read_metadata', 'metadata_account',
+           'execute', 'prepare', 'pod_environment', 'store_run', 'run_from_metadata', 'run_plugin', 'create_run',
+           'follow_run', 'simulate_run_plugin_from_frontend']
 
 # %% ../../nbs/plugin.cli.ipynb #adca312c
 import json
@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from uuid import uuid4
 
@@ -23,12 +23,12 @@ import requests
 from fastcore.script import call_parse, store_true
 from tqdm import tqdm
 
-from ..data.schema import PluginRun
+from ..data.schema import Account, PluginRun
 from ..pod.api import DEFAULT_POD_ADDRESS, PodError
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, read_keys, write_keys
 from ..pod.launchers import plugin_log_path
-from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, plugin_about
+from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, parse_config, plugin_about
 from .states import FINAL_STATES, RunStatus, StatusListener, wait_for_status
 
 # %% ../../nbs/plugin.cli.ipynb #cfc5f191
@@ -79,11 +79,16 @@ def pod_answers(url: str, timeout: float = 2) -> bool:
     except requests.RequestException: return False
 
 def pod_for_cli(url: str = None, quiet: bool = False) -> tuple:
-    "`(address, started server or None)`: the Pod at `url`, else at the default address, else an embedded one."
+    "`(address, started server or None)`: the Pod at `url` or `$POD_ADDRESS`, else at the default address, else an embedded one."
     if url:
         if not pod_answers(url): raise ConnectionError(f"no Pod answers at {url}; start one there, or leave out the address")
         return url, None
-    default = os.environ.get("POD_ADDRESS") or DEFAULT_POD_ADDRESS
+    if os.environ.get("POD_ADDRESS"):
+        url = os.environ["POD_ADDRESS"]
+        if not pod_answers(url):
+            raise ConnectionError(f"no Pod answers at {url}, the address in POD_ADDRESS; start one there, or unset POD_ADDRESS")
+        return url, None
+    default = DEFAULT_POD_ADDRESS
     if pod_answers(default, timeout=0.5): return default, None
     from pymemri.pod.serve import PodServer
     server = PodServer().start()
@@ -112,12 +117,22 @@ def read_json_file(path: str, what: str):
     except json.JSONDecodeError as error: raise CLIError(f"{what} {path} is not valid JSON: {error}") from None
 
 def read_metadata(path: str) -> dict:
-    "The plugin metadata in `path`, checked: pluginModule and pluginName are required."
+    "The plugin metadata in `path`, checked: pluginModule and pluginName are required; `config` becomes an object."
     metadata = read_json_file(path, "metadata file")
     if not isinstance(metadata, dict): raise CLIError(f"metadata file {path} must hold a JSON object")
     missing = [key for key in ("pluginModule", "pluginName") if not isinstance(metadata.get(key), str)]
     if missing: raise CLIError(f"metadata file {path} lacks {' and '.join(missing)}")
+    try: metadata["config"] = parse_config(metadata.get("config"))
+    except PluginError as error: raise CLIError(f"metadata file {path}: {error}") from None
+    if metadata.get("account") is not None: metadata_account(metadata, path)
     return metadata
+
+def metadata_account(metadata: dict, path: str = "") -> Account:
+    "A new `Account` from the metadata's `account` object (service, identifier, secret, …)."
+    account = metadata["account"]
+    if not isinstance(account, dict): raise CLIError(f"metadata file {path}: account must be a JSON object (service, identifier, secret, …)")
+    try: return Account(**account)
+    except TypeError as error: raise CLIError(f"metadata file {path}: account: {error}") from None
 
 # %% ../../nbs/plugin.cli.ipynb #6c4471c3
 EXIT_CODES = {RunStatus.done: 0, RunStatus.error: 1, RunStatus.aborted: 2}
@@ -131,6 +146,24 @@ def _show_progress(bar: tqdm, progress: float, description: str):
 def _abort(plugin: PluginBase, interrupt: bool):
     plugin.abort_requested.set()
     if interrupt and getattr(plugin, "_running", False): os.kill(os.getpid(), signal.SIGINT)
+
+class _PrintsAboveBar:
+    "The stdout of a running plugin: each line it prints goes above the progress bar, not into it."
+    def __init__(self, bar: tqdm, stream): self.bar, self.stream, self.pending = bar, stream, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        if "\n" in self.pending:
+            lines, self.pending = self.pending.rsplit("\n", 1)
+            self.bar.clear()
+            self.stream.write(lines + "\n")
+            self.stream.flush()
+            self.bar.refresh()
+        return len(text)
+
+    def flush(self):
+        if self.pending: self.write("\n")
+        self.stream.flush()
 
 def _failed(plugin: PluginBase, error: BaseException) -> int:
     traceback.print_exception(error, file=sys.stderr)
@@ -150,10 +183,13 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         plugin.add_to_schema()
         plugin.set_status(RunStatus.started)
         plugin._running = True
-        plugin.run()
+        with redirect_stdout(_PrintsAboveBar(bar, sys.stdout)) as printed:
+            try: plugin.run()
+            finally: printed.flush()
         plugin._running = False
     except (PluginAborted, KeyboardInterrupt):
         plugin._running = False
+        bar.close()
         if not plugin.abort_requested.is_set():
             plugin.set_status(RunStatus.error, "interrupted")
             raise
@@ -161,6 +197,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         return EXIT_CODES[RunStatus.aborted]
     except Exception as error:
         plugin._running = False
+        bar.close()  # so that what follows starts on a line of its own
         return _failed(plugin, error)
     finally:
         bar.close()
@@ -171,16 +208,18 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
 
 # %% ../../nbs/plugin.cli.ipynb #d18e9677
 def _run_config(run: PluginRun, config_file: str = None):
-    if config_file: return read_json_file(config_file, "config file")
-    if not run.config: return {}
-    try: return json.loads(run.config)
-    except json.JSONDecodeError as error: raise PluginError(f"the run's config is not valid JSON: {error}") from None
+    "The config file's content if there is one (it wins), else the run's config; a JSON object, or its text."
+    return read_json_file(config_file, "config file") if config_file else run.config
+
+def _made(cls: type, run: PluginRun, client: PodClient, config: dict) -> PluginBase:
+    try: return cls(pluginRun=run, client=client, **config)
+    except Exception as error: raise PluginError(f"could not make {cls.__name__}: {type(error).__name__}: {error}") from error
 
 def prepare(client: PodClient, run: PluginRun, config_file: str = None) -> PluginBase:
     "The plugin that `run` names, configured, or a `PluginError`/`CLIError` (recorded on a stored run)."
     try:
         cls = load_plugin_class(run.pluginModule, run.pluginName)
-        return cls(pluginRun=run, client=client, **check_config(cls, _run_config(run, config_file)))
+        return _made(cls, run, client, check_config(cls, _run_config(run, config_file)))
     except (PluginError, CLIError) as error:
         if run.id is not None:
             run.status, run.message = RunStatus.error, str(error)
@@ -199,10 +238,18 @@ def _run_id(plugin_run_id: str, environment: dict) -> str:
         try: return json.loads(environment["POD_TARGET_ITEM"])["id"]
         except (json.JSONDecodeError, KeyError, TypeError): raise CLIError("POD_TARGET_ITEM is not the JSON of an item") from None
 
-def run_from_metadata(metadata: dict) -> PluginRun:
-    "A PluginRun (not stored) for the plugin and config in `metadata`."
-    return PluginRun(pluginModule=metadata["pluginModule"], pluginName=metadata["pluginName"],
-                     containerImage=metadata.get("containerImage"), config=json.dumps(metadata.get("config") or {}))
+def store_run(client: PodClient, run: PluginRun, account=None) -> PluginRun:
+    "Store `run`, linked to `account` (an `Account`, new or in the Pod) if given, in one request."
+    run.targetItemId = run.id = run.id or uuid4().hex
+    if account is not None: run.add_edge("account", account)
+    client.bulk_action(create_items=[account, run] if account is not None and account.id is None else [run])
+    return run
+
+def run_from_metadata(client: PodClient, metadata: dict) -> PluginRun:
+    "The PluginRun for the plugin, config and account in `metadata`, stored as run here (`containerImage` none)."
+    run = PluginRun(pluginModule=metadata["pluginModule"], pluginName=metadata["pluginName"], containerImage="none",
+                    status=RunStatus.idle, config=json.dumps(metadata.get("config") or {}))
+    return store_run(client, run, metadata_account(metadata) if metadata.get("account") is not None else None)
 
 # %% ../../nbs/plugin.cli.ipynb #30fd6515
 @call_parse
@@ -211,8 +258,8 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
                database_key: str = None,  # Database key (default: the stored keys, see store_keys)
                owner_key: str = None,  # Owner key (default: the stored keys)
                read_args_from_env: store_true = False,  # Read POD_FULL_ADDRESS, POD_PLUGINRUN_ID, POD_OWNER, POD_AUTH_JSON, POD_TARGET_ITEM, as a plugin the Pod started
-               metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, config
-               config_file: str = None,  # JSON file with the plugin's config (replaces the run's config)
+               metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, config, account
+               config_file: str = None,  # JSON file with the plugin's config (replaces the metadata's or the run's)
                about: store_true = False):  # Print the plugin's config parameters, item types and description as JSON, and exit
     "Run a plugin in this process, against a Pod."
     with cli_errors():
@@ -226,21 +273,23 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
             raise CLIError("nothing to run: give --metadata FILE, --plugin_run_id ID, or --read_args_from_env in a plugin the Pod started")
         with connected_client(pod_full_address or environment.get("POD_FULL_ADDRESS"), owner_key or environment.get("POD_OWNER"),
                               database_key, environment.get("POD_AUTH_JSON")) as (client, server):
-            run = client.get(run_id) if run_id else run_from_metadata(plugin_metadata)
+            run = client.get(run_id) if run_id else run_from_metadata(client, plugin_metadata)
             if run_id and plugin_metadata: run.pluginModule, run.pluginName = plugin_metadata["pluginModule"], plugin_metadata["pluginName"]
             print(f"Running {run.pluginModule}.{run.pluginName} on the Pod at {client.url}", file=sys.stderr)
-            code = execute(prepare(client, run, config_file), interrupt=threading.current_thread() is threading.main_thread())
+            code = execute(prepare(client, run, config_file), interrupt=threading.current_thread() is threading.main_thread(),
+                           show_progress=sys.stderr.isatty())
     if code: sys.exit(code)
 
 # %% ../../nbs/plugin.cli.ipynb #76c431cc
-def create_run(client: PodClient, metadata: dict, container: str = None, config: dict = None, account_id: str = None) -> PluginRun:
-    "A new PluginRun in the Pod for the plugin in `metadata` (which makes the Pod start it)."
-    run = PluginRun(id=uuid4().hex, pluginModule=metadata["pluginModule"], pluginName=metadata["pluginName"],
-                    containerImage=container or metadata.get("containerImage") or "pymemri", status=RunStatus.idle,
-                    config=json.dumps(config if config is not None else metadata.get("config") or {}))
-    run.targetItemId = run.id
-    if account_id: run.add_edge("account", client.get(account_id, expanded=False))
-    return client.create(run)
+def create_run(client: PodClient, metadata: dict, container: str = None, config=None, account_id: str = None) -> PluginRun:
+    "A new PluginRun in the Pod for the plugin in `metadata` (which makes the Pod start it), with its account."
+    image = container or metadata.get("containerImage") or "pymemri"
+    if image == "none": raise CLIError('containerImage "none" marks a run that no Pod starts; give --container IMAGE, or use run_plugin')
+    run = PluginRun(pluginModule=metadata["pluginModule"], pluginName=metadata["pluginName"], containerImage=image,
+                    status=RunStatus.idle, config=json.dumps(parse_config(config if config is not None else metadata.get("config"))))
+    if account_id: account = client.get(account_id, expanded=False)
+    else: account = metadata_account(metadata) if metadata.get("account") is not None else None
+    return store_run(client, run, account)
 
 def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
     "Show the run's progress until it ends; its final JSON."
@@ -251,7 +300,8 @@ def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
 
 # %% ../../nbs/plugin.cli.ipynb #bdb9e01e
 def _metadata_from_path(plugin_path: str) -> dict:
-    module, _, name = (plugin_path or "").rpartition(".")
+    if not plugin_path: raise CLIError("nothing to run: give --metadata FILE, or --plugin_path module.Class")
+    module, _, name = plugin_path.rpartition(".")
     if not module: raise CLIError(f"--plugin_path must be module.Class, got {plugin_path!r}")
     return {"pluginModule": module, "pluginName": name}
 
@@ -259,11 +309,11 @@ def _metadata_from_path(plugin_path: str) -> dict:
 def simulate_run_plugin_from_frontend(pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS or http://localhost:3030 if a Pod answers, else an embedded Pod)
                                       database_key: str = None,  # Database key (default: the stored keys)
                                       owner_key: str = None,  # Owner key (default: the stored keys)
-                                      metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, containerImage, config
+                                      metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, containerImage, config, account
                                       plugin_path: str = None,  # The plugin as module.Class, instead of --metadata
                                       container: str = None,  # containerImage for the run (default: the metadata's, else pymemri)
                                       config_file: str = None,  # JSON file with the plugin's config
-                                      account_id: str = None,  # Id of an Account item to give the run (its `account` edge)
+                                      account_id: str = None,  # Id of an Account item to give the run (its `account` edge), instead of the metadata's account
                                       timeout: float = None):  # Stop following the run after this many seconds
     "Start a plugin through the Pod, as the app does, and follow its run until it ends."
     with cli_errors():

@@ -63,16 +63,16 @@ def add_to_schema(self: PodClient, *classes: type):
     try: self.api.bulk(create_items=[item.to_json() for item in items])
     except PodBadRequest as error:
         names = ", ".join(cls.__name__ for cls in classes)
-        raise PodBadRequest(error.status, f"could not declare {names}: {error.message}", error.endpoint, error.url) from None
+        raise PodBadRequest(error.status, f"could not declare {names}: {error.message}", "add_to_schema", error.url) from None
     self.declared.update(cls.__name__ for cls in classes)
 
 # %% ../../nbs/pod.client.ipynb #96a49f1f
 def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodError:
-    "`error` with what was being done, and a hint when the item's type was never declared."
+    "`error` with what was being `doing` (create, update) to `item`, and a hint when the item's type was never declared."
     hint = ""
     if "not defined in the schema" in error.message and item.type not in client.declared:
         hint = f" (declare it first: client.add_to_schema({item.type}))"
-    return type(error)(error.status, f"{doing} {item!r}: {error.message}{hint}", error.endpoint, error.url)
+    return type(error)(error.status, f"could not {doing} {item!r}: {error.message}{hint}", doing, error.url)
 
 def _ensure_id(item: Item) -> Item:
     if item.id is None: item.id = os.urandom(16).hex()
@@ -85,7 +85,7 @@ def create(self: PodClient, item: Item) -> Item:
     try:
         if edges: self.api.bulk(create_items=[item.to_json()], create_edges=edges)
         else: self.api.create_item(item.to_json())
-    except PodError as error: raise _context(error, "could not create", self, item) from None
+    except PodError as error: raise _context(error, "create", self, item) from None
     item.mark_saved()
     return item
 
@@ -111,7 +111,7 @@ def update_item(self: PodClient, item: Item):
     try:
         if edges: self.api.bulk(update_items=[changes] if len(changes) > 1 else [], create_edges=edges)
         elif len(changes) > 1: self.api.update_item(changes)
-    except PodError as error: raise _context(error, "could not update", self, item) from None
+    except PodError as error: raise _context(error, "update", self, item) from None
     item.mark_saved()
 
 @patch
@@ -213,11 +213,11 @@ def _bulk_json(batch: list) -> bytes:
 
 # %% ../../nbs/pod.client.ipynb #e891b6b7
 def _bulk_sent(number: int, size: int, reply, progress: tqdm):
-    "Wait for bulk request `number`; on failure, say what was stored."
+    "Wait for request `number` of an upload; on failure, say what was stored."
     try: reply.result()
     except PodError as error:
-        stored = f"requests 1-{number - 1} were stored" if number > 1 else "nothing was stored"
-        raise type(error)(error.status, f"bulk request {number} failed ({stored}, nothing after it was sent): {error.message}",
+        stored = {1: "nothing was stored", 2: "request 1 was stored"}.get(number, f"requests 1-{number - 1} were stored")
+        raise type(error)(error.status, f"request {number} failed ({stored}, nothing after it was sent): {error.message}",
                           error.endpoint, error.url) from None
     progress.update(size)
 
@@ -229,7 +229,7 @@ def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=
     edges = _bulk_edges(create_items, update_items, list(create_edges))
     operations = _bulk_operations(create_items, update_items, delete_items, edges)
     total = len(create_items) + len(update_items) + len(delete_items) + len(edges)
-    progress = tqdm(total=total, unit="op", desc="bulk", disable=show_progress is False or show_progress is None and total < 10_000)
+    progress = tqdm(total=total, unit="op", desc="uploading items", disable=show_progress is False or show_progress is None and total < 10_000)
     with progress, ThreadPoolExecutor(max_workers=1) as sender:
         sent = None
         for number, batch in enumerate(_batches(operations, max_bytes), 1):

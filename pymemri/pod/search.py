@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ITEM_COLUMNS', 'BASE_FILTERS', 'OPTIONS', 'items_json', 'items_by_rowid', 'attach_edges', 'search', 'get_item',
-           'get_edges']
+           'check_edges_query', 'get_edges']
 
 # %% ../../nbs/pod.search.ipynb #b5e9838e
 import itertools
@@ -122,15 +122,19 @@ def get_item(database: OwnerDatabase, item_id) -> list:
     rows = database.connection.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchall()
     return items_json(database, rows, edge_ends=True)
 
-def get_edges(database: OwnerDatabase, query: dict) -> list:
-    "The edges of `query['item']` in `query['direction']`, as `{name, item}` objects."
+def check_edges_query(query) -> dict:
+    "`query` if it is a get_edges payload (`item`, `direction`, `expandItems`), else a 400 failure."
     if type(query) is not dict: raise PodFailure(400, f"get_edges takes an object, got {_describe(query)}")
-    item_id, direction, expand = query.get("item"), query.get("direction"), query.get("expandItems")
-    if type(item_id) is not str: raise PodFailure(400, "get_edges needs the string id of an item")
-    if direction not in ("Outgoing", "Incoming"): raise PodFailure(400, "direction must be \"Outgoing\" or \"Incoming\"")
-    if type(expand) is not bool: raise PodFailure(400, "expandItems must be true or false")
+    if type(query.get("item")) is not str: raise PodFailure(400, "get_edges needs the string id of an item")
+    if query.get("direction") not in ("Outgoing", "Incoming"): raise PodFailure(400, "direction must be \"Outgoing\" or \"Incoming\"")
+    if type(query.get("expandItems")) is not bool: raise PodFailure(400, "expandItems must be true or false")
+    return query
+
+def get_edges(database: OwnerDatabase, query: dict) -> list:
+    "The edges of `query['item']` in `query['direction']`, as `{name, item}` objects (none for a missing item)."
+    item_id, direction, expand = check_edges_query(query)["item"], query["direction"], query["expandItems"]
     rowid = rowid_of(database, item_id)
-    if rowid is None: raise PodFailure(404, f"no item with id {item_id[:40]!r}")
+    if rowid is None: return []
     root, other = ("source", "target") if direction == "Outgoing" else ("target", "source")
     edges = database.connection.execute(f"SELECT name, {other} FROM edges WHERE {root} = ? ORDER BY name, self",
                                         (rowid,)).fetchall()

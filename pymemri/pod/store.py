@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['VALUE_TABLES', 'INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPES',
-           'ID_PATTERN', 'CREATE_BASE_KEYS', 'stored_value', 'check_update_name', 'value_type_of', 'declare',
-           'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
+           'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
+           'declare', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/pod.store.ipynb #59978dbf
 import math
@@ -150,15 +150,18 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     return ids, runs
 
 # %% ../../nbs/pod.store.ipynb #7703f53b
-def check_plugin_run(database: OwnerDatabase, run_id: str):
-    "A 400 failure unless the PluginRun `run_id` names a `containerImage` and an existing `targetItemId`."
+NOT_STARTED_IMAGES = ("", "none")  # a PluginRun with one of these containerImages (or none) runs elsewhere
+
+def check_plugin_run(database: OwnerDatabase, run_id: str) -> bool:
+    "Whether the Pod starts the PluginRun `run_id`; a 400 failure if it would, but its `targetItemId` is not an item."
     values = dict(database.connection.execute(
         "SELECT s.name, s.value FROM items i JOIN strings s ON s.item = i.rowid "
         "WHERE i.id = ? AND s.name IN ('containerImage', 'targetItemId')", (run_id,)).fetchall())
-    for field in ("containerImage", "targetItemId"):
-        if field not in values: raise PodFailure(400, f"PluginRun {run_id} needs a {field}")
+    if values.get("containerImage", "") in NOT_STARTED_IMAGES: return False
+    if "targetItemId" not in values: raise PodFailure(400, f"PluginRun {run_id} needs a targetItemId")
     if rowid_of(database, values["targetItemId"]) is None:
         raise PodFailure(400, f"PluginRun {run_id}: its targetItemId {values['targetItemId']!r} is not an item")
+    return True
 
 def rowid_of(database: OwnerDatabase, item_id) -> int:
     "The rowid of the item with `item_id`, or None."

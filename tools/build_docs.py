@@ -6,6 +6,7 @@ Run from the repository root:
     python tools/build_docs.py --only pod.client  # one page (index also rewrites README.md)
     python tools/build_docs.py --check            # fail, naming them, if pages in docs/ differ from a fresh build
     python tools/build_docs.py --execute          # run every notebook, even those that store outputs
+    python tools/build_docs.py --flags docker     # also run the cells flagged `#| docker` (a Docker daemon answers)
 
 A notebook that stores outputs is shown with them and is not run. One that stores none is run in a fresh
 Jupyter kernel (cwd `nbs/`, `PYMEMRI_HOME` a new temp dir; the notebook file is never written), skipping the
@@ -118,7 +119,7 @@ def execute(path: Path, skip_flags: set) -> tuple:
     return nbformat.writes(nb), homes
 
 
-def load_notebooks(names: list, execute_all: bool, jobs: int) -> dict:
+def load_notebooks(names: list, execute_all: bool, jobs: int, flags: list = ()) -> dict:
     "name: (notebook JSON, temp homes) for each of `names`, run first if it stores no outputs; exit 1 naming failures."
     results, to_run = {}, []
     for name in names:
@@ -128,7 +129,7 @@ def load_notebooks(names: list, execute_all: bool, jobs: int) -> dict:
     if to_run:
         why = "" if execute_all else " that store no outputs"
         print(f"running {len(to_run)} notebook(s){why}; {len(results)} shown from their stored outputs", file=sys.stderr)
-    skip_flags, failures = set(SETTINGS.get("tst_flags", "").split()), []
+    skip_flags, failures = set(SETTINGS.get("tst_flags", "").split()) - set(flags), []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(execute, NBS / f"{name}.ipynb", skip_flags): name for name in to_run}
         for future in as_completed(futures):
@@ -508,10 +509,10 @@ def volatile(text: str) -> str:
     return text
 
 
-def build(names: list, pages: dict, execute_all: bool, jobs: int) -> dict:
+def build(names: list, pages: dict, execute_all: bool, jobs: int, flags: list = ()) -> dict:
     "file name: content, for the pages `names`, README.md if the index is one of them, and the shared assets."
     symbols, files, entries = symbol_links(), {}, []
-    results = load_notebooks(names, execute_all, jobs)
+    results = load_notebooks(names, execute_all, jobs, flags)
     for name in pages:  # pages not built still give their search entries, from their prose and API reference
         try:
             if name in results: nb = for_display(*results[name])
@@ -546,6 +547,8 @@ def main():
                         help="change nothing; fail, naming them, if pages differ from a fresh build")
     parser.add_argument("--execute", action="store_true", help="run every notebook, also those that store outputs")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the site's folder (default: docs/)")
+    parser.add_argument("--flags", nargs="+", default=[], metavar="FLAG",
+                        help="also run the cells with these test flags, as nbdev_test --flags does (e.g. docker)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks run at once (faster, but cells sensitive to timing may fail)")
     args = parser.parse_args()
@@ -558,7 +561,7 @@ def main():
     pages = {name: title_of(nbformat.read(NBS / f"{name}.ipynb", as_version=4)) for name in ["index"] + listed}
     only = args.only and args.only.removesuffix(".ipynb")
     if only and only not in pages: sys.exit(f"Error: no notebook nbs/{only}.ipynb")
-    files = build([only] if only else list(pages), pages, args.execute, args.jobs)
+    files = build([only] if only else list(pages), pages, args.execute, args.jobs, args.flags)
 
     if args.check:
         present = {path.name for path in args.docs.glob("*") if path.is_file()}

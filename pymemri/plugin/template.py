@@ -460,9 +460,10 @@ docker build -t {{project}} .
 The image installs pymemri and this package, and runs `run_plugin --read_args_from_env`: the Pod
 starts the container with the run's `POD_FULL_ADDRESS`, `POD_PLUGINRUN_ID`, `POD_OWNER`,
 `POD_AUTH_JSON` and `POD_TARGET_ITEM`, and `run_plugin` reads them, connects to the Pod and runs the
-plugin. To take pymemri from elsewhere than PyPI, pass `--build-arg PYMEMRI_REQUIREMENT=...`. To try
-the whole path on one machine, run `start_pod --plugin_runner docker` in one shell and
-`simulate_run_plugin_from_frontend --metadata metadata.json` in another.
+plugin. To take pymemri from elsewhere than PyPI, pass `--build-arg PYMEMRI_REQUIREMENT=...`; the
+`Dockerfile` lists its other build arguments. To try the whole path on one machine, run
+`start_pod --plugin_runner docker --docker_pull missing` in one shell (`missing`: the image is on this
+machine only) and `simulate_run_plugin_from_frontend --metadata metadata.json` in another.
 '''
 
 OFFLINE_COMMAND = "pip install --no-build-isolation --no-deps -e . && nbdev_export && nbdev_test && pytest --nbval-lax nbs/"
@@ -477,11 +478,17 @@ def metadata_json(names: ProjectNames, description: str) -> str:
 # %% ../../nbs/plugin.template.ipynb #fe5ab988
 _DOCKERFILE = """# The image the Pod runs for {{title}}. The Pod starts a container of it for each run, with the
 # run's POD_* variables set; run_plugin --read_args_from_env reads them and runs the plugin.
-FROM python:3.11-slim
+#   docker build -t {{project}} .
+# Build arguments: BASE_IMAGE, any image with Python 3.11 and its venv module; PYMEMRI_REQUIREMENT, where
+# pymemri comes from; PIP_OPTIONS, e.g. "--no-index --find-links wheels" to install from ./wheels only.
+ARG BASE_IMAGE=python:3.11-slim
+FROM $BASE_IMAGE
 ARG PYMEMRI_REQUIREMENT="{{pymemri_requirement}}"
+ARG PIP_OPTIONS=
 WORKDIR /plugin
 COPY . .
-RUN pip install --no-cache-dir "$PYMEMRI_REQUIREMENT" && pip install --no-cache-dir .
+RUN python3 -m venv /opt/plugin && /opt/plugin/bin/pip install --no-cache-dir $PIP_OPTIONS "$PYMEMRI_REQUIREMENT" .
+ENV PATH=/opt/plugin/bin:$PATH
 CMD ["run_plugin", "--read_args_from_env"]
 """
 

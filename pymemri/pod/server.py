@@ -492,7 +492,6 @@ def plugin_exited(state: PodState, launch: PluginLaunch, code: int, log_path: Pa
     database = state.store.opened(launch.owner)
     try:
         if code == 0 or database is None: return
-        log = Path(log_path).relative_to(state.data_dir) if Path(log_path).is_relative_to(state.data_dir) else Path(log_path).name
-        mark_failed(database, launch.run_id, f"plugin process exited with code {code}; its log is {log} in the Pod's data folder")
+        mark_failed(database, launch.run_id, state.launcher.exit_message(launch, code))
     except PodFailure as failure: logger.info("plugin run %s ended after the Pod closed: %s", launch.run_id, failure.message)
     finally: state.launches.finished(launch.run_id)

@@ -129,7 +129,7 @@ def reset_state(client: PodClient, plugin_module: str, plugin_name: str, account
     if state_item.id is not None and state_of(state_item): checkpoint(client, state_item, {})
     return state_item
 
-# %% ../../nbs/plugin.checkpoints.ipynb #2f7a2f62
+# %% ../../nbs/plugin.checkpoints.ipynb #81545674
 class Checkpoints:
     "A plugin's resumable state, and the items waiting to be saved with it at the next checkpoint."
     def __init__(self, client: PodClient, plugin_module: str, plugin_name: str, account_id: str = None):
@@ -140,8 +140,9 @@ class Checkpoints:
     @classmethod
     def for_plugin(cls, plugin) -> "Checkpoints":
         "The checkpoints of `plugin` (a PluginBase), for its run's Account if it has one."
-        accounts = plugin.pluginRun.edges("account")
-        return cls(plugin.client, type(plugin).__module__, type(plugin).__name__, accounts[0].id if accounts else None)
+        run, accounts = plugin.pluginRun, plugin.pluginRun.edges("account")
+        return cls(plugin.client, run.pluginModule or type(plugin).__module__, run.pluginName or type(plugin).__name__,
+                   accounts[0].id if accounts else None)
 
     resumed = property(lambda self: bool(self.item.id) and bool(state_of(self.item)))
     def __repr__(self): return f"Checkpoints({state_key(*self.key)}, {len(self.pending)} items pending, state {self.state})"

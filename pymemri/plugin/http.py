@@ -103,7 +103,7 @@ class PoliteRetry(Retry):
         retry.request_line = f"{method} {redact_url(url)}"
         return retry
 
-# %% ../../nbs/plugin.http.ipynb #930eb1d1
+# %% ../../nbs/plugin.http.ipynb #9c4b4eb7
 def _backoff(retry: PoliteRetry) -> float:
     attempts = len(list(takewhile(lambda entry: entry.redirect_location is None, reversed(retry.history))))
     return min(retry.backoff_max, retry.backoff_factor * 2 ** (attempts - 1)) + random.uniform(0, retry.backoff_jitter)
@@ -117,7 +117,7 @@ def sleep(self: PoliteRetry, response=None):
     error = self.history[-1].error if self.history else None
     what = f"answered {response.status}" if response is not None else f"failed ({type(error).__name__})"
     how = f"waiting {wait:.1f} s as its {asked[1]} asks" if asked else f"retrying in {wait:.1f} s"
-    logger.warning("%s %s; %s (retry %d of %d)", self.request_line, what, how, len(self.history), len(self.history) + self.total)
+    logger.warning("%s %s; %s (retry %d of %d)", self.request_line, what, how, len(self.history), len(self.history) + (self.total or 0))
     pause(wait)
 
 # %% ../../nbs/plugin.http.ipynb #49de108d
@@ -173,18 +173,18 @@ class PoliteSession(requests.Session):
 
     def __repr__(self): return f"PoliteSession(timeout={self.timeout}, retries={self.retry.total}, limit={self.limiter})"
 
-# %% ../../nbs/plugin.http.ipynb #0984a5a4
+# %% ../../nbs/plugin.http.ipynb #8644f836
 @patch
 def _wait_turn(self: PoliteSession, request: requests.PreparedRequest):
     "Wait for the rate limit and for the service's rate-limit window, logging the wait."
     host, reasons = urlsplit(request.url).netloc, []
-    if self.limiter: reasons.append((self.limiter.take(), f"to keep to {self.limiter.rate:g} requests per {self.limiter.per:g} s"))
+    if self.limiter: reasons.append((self.limiter.take(), f"to keep to {self.limiter.rate:g} requests per {self.limiter.per:g} s", "rate_limit"))
     quiet = self._quiet_until.get(host, 0) - time.monotonic()
-    if quiet > 0: reasons.append((quiet, "for the service's rate-limit window to reset"))
-    wait, why = max(reasons, default=(0, ""))
+    if quiet > 0: reasons.append((quiet, "for the service's rate-limit window to reset", "RateLimit-Reset"))
+    wait, why, source = max(reasons, default=(0, "", ""))
     if wait <= 0: return
     line = f"{request.method} {redact_url(request.url)}"
-    if wait > self.max_wait: raise WaitTooLong(line, wait, "RateLimit-Reset", self.max_wait)
+    if wait > self.max_wait: raise WaitTooLong(line, wait, source, self.max_wait)
     logger.info("%s waits %.1f s %s", line, wait, why)
     pause(wait)
 

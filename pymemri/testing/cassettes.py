@@ -6,7 +6,7 @@
 __all__ = ['MATCHERS', 'redact_json', 'redact_body', 'redact_request', 'redact_response', 'UnrecordedRequest',
            'RedactingCassette', 'pod_addresses', 'cassette']
 
-# %% ../../nbs/testing.cassettes.ipynb #dc68fcbd
+# %% ../../nbs/testing.cassettes.ipynb #9d2b9ea3
 import copy
 import json
 import os
@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.filters import decode_response
 from vcr.matchers import host, method, path, port, query, scheme
 from vcr.record_mode import RecordMode
 from vcr.serializers import yamlserializer
@@ -56,7 +57,7 @@ def _replace_known(value, secrets):
             value = value.replace(form.encode(), REDACTED.encode()) if isinstance(value, bytes) else value.replace(form, REDACTED)
     return value
 
-# %% ../../nbs/testing.cassettes.ipynb #a21e6af7
+# %% ../../nbs/testing.cassettes.ipynb #b73fd0fa
 def redact_request(request, secrets=()):
     "A copy of a vcrpy request with its secrets redacted."
     request = copy.deepcopy(request)
@@ -70,7 +71,8 @@ def redact_request(request, secrets=()):
     return request
 
 def redact_response(response: dict, secrets=()) -> dict:
-    "A vcrpy response (a dict) with secret headers and body fields redacted."
+    "A vcrpy response (a dict), decompressed, with secret headers and body fields redacted."
+    response = decode_response(response)  # a gzipped body can't be redacted, nor read in the cassette
     headers = {name: [REDACTED] if is_secret_name(name) else [_replace_known(value, secrets) for value in values]
                for name, values in response["headers"].items()}
     content_type = next((values[0] for name, values in headers.items() if name.lower() == "content-type"), "")
@@ -79,7 +81,7 @@ def redact_response(response: dict, secrets=()) -> dict:
         if name.lower() == "content-length": headers[name] = [str(len(body))]
     return {**response, "headers": headers, "body": {**response["body"], "string": body}}
 
-# %% ../../nbs/testing.cassettes.ipynb #082df350
+# %% ../../nbs/testing.cassettes.ipynb #297340cc
 class UnrecordedRequest(CannotOverwriteExistingCassetteException):
     "A request that the cassette being replayed has no answer for."
     def __init__(self, cassette: Cassette, request):  # `request` already redacted
@@ -93,7 +95,7 @@ class RedactingCassette(Cassette):
         if kept is not None and self.write_protected: raise UnrecordedRequest(self, kept)
         return kept
 
-# %% ../../nbs/testing.cassettes.ipynb #9856cc8a
+# %% ../../nbs/testing.cassettes.ipynb #16067de4
 MATCHERS = {"method": method, "scheme": scheme, "host": host, "port": port, "path": path, "query": query}
 
 def _endpoint(url: str) -> tuple:
@@ -106,7 +108,7 @@ def pod_addresses(pass_through=()) -> set:
     urls = [*pass_through, os.environ.get("POD_ADDRESS"), os.environ.get("POD_FULL_ADDRESS"), DEFAULT_POD_ADDRESS]
     return {_endpoint(url) for url in urls if url}
 
-# %% ../../nbs/testing.cassettes.ipynb #1f78e7db
+# %% ../../nbs/testing.cassettes.ipynb #cfaf4688
 @contextmanager
 def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import.yaml
              mode: str = None,  # once, none, new_episodes or all (default: $PYMEMRI_CASSETTES, else once)

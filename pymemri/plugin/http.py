@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['logger', 'REDACTED', 'RETRY_STATUSES', 'is_secret_name', 'redact_query', 'redact_url', 'asked_wait',
-           'quota_exhausted', 'WaitTooLong', 'pause', 'PoliteRetry', 'RateLimiter', 'PoliteSession']
+           'quota_exhausted', 'WaitTooLong', 'WaitAborted', 'pause', 'PoliteRetry', 'RateLimiter', 'PoliteSession']
 
 # %% ../../nbs/plugin.http.ipynb #d97fb72e
 import logging
@@ -69,7 +69,7 @@ def quota_exhausted(headers) -> bool:
     if any((headers.get(name) or "").strip() == "0" for name in ("RateLimit-Remaining", "X-RateLimit-Remaining")): return True
     return bool(re.search(r"[;\s]r=0\b", headers.get("RateLimit") or ""))
 
-# %% ../../nbs/plugin.http.ipynb #e3212198
+# %% ../../nbs/plugin.http.ipynb #94cdf734
 class WaitTooLong(requests.RequestException):
     "The service asked to wait longer than `max_wait` seconds; the request was not retried."
     def __init__(self, request_line: str, wait: float, header: str, max_wait: float):
@@ -77,20 +77,26 @@ class WaitTooLong(requests.RequestException):
                          "try again later, or raise max_wait")
         self.request_line, self.wait, self.header, self.max_wait = request_line, wait, header, max_wait
 
-def pause(seconds: float):
-    "Sleep `seconds`: every wait of this module goes through here (replaying cassettes skips it)."
-    time.sleep(seconds)
+class WaitAborted(requests.RequestException):
+    "The plugin's run was aborted while the session waited to send a request."
 
-# %% ../../nbs/plugin.http.ipynb #2fbe4b44
+def pause(seconds: float, abort: threading.Event = None) -> bool:
+    "Sleep `seconds`, or until `abort` is set; whether it was. Every wait of this module goes through here."
+    if abort is None:
+        time.sleep(seconds)
+        return False
+    return abort.wait(seconds)
+
+# %% ../../nbs/plugin.http.ipynb #e17936b6
 class PoliteRetry(Retry):
     "urllib3's `Retry` with jittered backoff, a cap on the waits a service asks for, and a log line per retry."
-    def __init__(self, *args, max_wait: float = 120, **kwargs):
+    def __init__(self, *args, max_wait: float = 120, abort: threading.Event = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.max_wait, self.request_line = max_wait, "request"
+        self.max_wait, self.abort, self.request_line = max_wait, abort, "request"
 
     def new(self, **changes):
         retry = super().new(**changes)
-        retry.max_wait, retry.request_line = self.max_wait, self.request_line
+        retry.max_wait, retry.abort, retry.request_line = self.max_wait, self.abort, self.request_line
         return retry
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -103,7 +109,7 @@ class PoliteRetry(Retry):
         retry.request_line = f"{method} {redact_url(url)}"
         return retry
 
-# %% ../../nbs/plugin.http.ipynb #9c4b4eb7
+# %% ../../nbs/plugin.http.ipynb #de89e0f9
 def _backoff(retry: PoliteRetry) -> float:
     attempts = len(list(takewhile(lambda entry: entry.redirect_location is None, reversed(retry.history))))
     return min(retry.backoff_max, retry.backoff_factor * 2 ** (attempts - 1)) + random.uniform(0, retry.backoff_jitter)
@@ -118,7 +124,7 @@ def sleep(self: PoliteRetry, response=None):
     what = f"answered {response.status}" if response is not None else f"failed ({type(error).__name__})"
     how = f"waiting {wait:.1f} s as its {asked[1]} asks" if asked else f"retrying in {wait:.1f} s"
     logger.warning("%s %s; %s (retry %d of %d)", self.request_line, what, how, len(self.history), len(self.history) + (self.total or 0))
-    pause(wait)
+    if pause(wait, self.abort): raise WaitAborted(f"{self.request_line}: aborted during a {wait:.1f} s wait")
 
 # %% ../../nbs/plugin.http.ipynb #49de108d
 _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -149,7 +155,7 @@ class RateLimiter:
 
     def __repr__(self): return f"RateLimiter({self.rate:g} per {self.per:g} s)"
 
-# %% ../../nbs/plugin.http.ipynb #35cae598
+# %% ../../nbs/plugin.http.ipynb #22ae1930
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 class PoliteSession(requests.Session):
@@ -160,20 +166,21 @@ class PoliteSession(requests.Session):
                  backoff_jitter: float = 0.5,  # Up to this many random seconds added to each backoff
                  max_wait: float = 120,  # Longest wait, in seconds, a service may ask for before WaitTooLong is raised
                  rate_limit=None,  # Own limit such as '5/s' or '100/min' (None: no limit)
-                 retry_methods=Retry.DEFAULT_ALLOWED_METHODS):  # Methods retried after 5xx and read errors (None: all)
+                 retry_methods=Retry.DEFAULT_ALLOWED_METHODS,  # Methods retried after 5xx and read errors (None: all)
+                 abort: threading.Event = None):  # Set when the run is aborted: ends any wait with WaitAborted
         super().__init__()
-        self.timeout, self.max_wait = timeout, max_wait
+        self.timeout, self.max_wait, self.abort = timeout, max_wait, abort
         self.limiter = RateLimiter.parse(rate_limit) if rate_limit else None
         self.retry = PoliteRetry(total=retries, status_forcelist=RETRY_STATUSES, allowed_methods=retry_methods,
                                  backoff_factor=backoff_factor, backoff_jitter=backoff_jitter, raise_on_status=False,
-                                 respect_retry_after_header=True, max_wait=max_wait)
+                                 respect_retry_after_header=True, max_wait=max_wait, abort=abort)
         adapter = HTTPAdapter(max_retries=self.retry)
         for scheme in ("http://", "https://"): self.mount(scheme, adapter)
         self._quiet_until = {}  # host -> monotonic time its rate-limit window resets
 
     def __repr__(self): return f"PoliteSession(timeout={self.timeout}, retries={self.retry.total}, limit={self.limiter})"
 
-# %% ../../nbs/plugin.http.ipynb #8644f836
+# %% ../../nbs/plugin.http.ipynb #c8db47c2
 @patch
 def _wait_turn(self: PoliteSession, request: requests.PreparedRequest):
     "Wait for the rate limit and for the service's rate-limit window, logging the wait."
@@ -186,7 +193,7 @@ def _wait_turn(self: PoliteSession, request: requests.PreparedRequest):
     line = f"{request.method} {redact_url(request.url)}"
     if wait > self.max_wait: raise WaitTooLong(line, wait, source, self.max_wait)
     logger.info("%s waits %.1f s %s", line, wait, why)
-    pause(wait)
+    if pause(wait, self.abort): raise WaitAborted(f"{line}: aborted during a {wait:.1f} s wait")
 
 @patch
 def send(self: PoliteSession, request: requests.PreparedRequest, **kwargs) -> requests.Response:
@@ -195,7 +202,7 @@ def send(self: PoliteSession, request: requests.PreparedRequest, **kwargs) -> re
     self._wait_turn(request)
     try: response = super(PoliteSession, self).send(request, **kwargs)
     except requests.ConnectionError as error:
-        if error.args and isinstance(error.args[0], WaitTooLong): raise error.args[0] from None  # requests wraps it
+        if error.args and isinstance(error.args[0], (WaitTooLong, WaitAborted)): raise error.args[0] from None  # requests wraps it
         raise
     if quota_exhausted(response.headers) and (asked := asked_wait(response.headers)):
         self._quiet_until[urlsplit(request.url).netloc] = time.monotonic() + asked[0]

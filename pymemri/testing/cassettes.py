@@ -108,7 +108,7 @@ def pod_addresses(pass_through=()) -> set:
     urls = [*pass_through, os.environ.get("POD_ADDRESS"), os.environ.get("POD_FULL_ADDRESS"), DEFAULT_POD_ADDRESS]
     return {_endpoint(url) for url in urls if url}
 
-# %% ../../nbs/testing.cassettes.ipynb #cfaf4688
+# %% ../../nbs/testing.cassettes.ipynb #050003c4
 @contextmanager
 def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import.yaml
              mode: str = None,  # once, none, new_episodes or all (default: $PYMEMRI_CASSETTES, else once)
@@ -126,5 +126,5 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
     recorder = RedactingCassette.use(path=str(path), serializer=yamlserializer, record_mode=RecordMode(mode),
                                      match_on=[MATCHERS[name] for name in match_on], before_record_request=keep,
                                      before_record_response=lambda response: redact_response(response, secrets))
-    with recorder as tape, (mock.patch.object(http, "pause", lambda seconds: None) if replaying and skip_waits else nullcontext()):
+    with recorder as tape, (mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()):
         yield tape

@@ -6,14 +6,14 @@
 __all__ = ['MAX_CHECKPOINT_BYTES', 'PluginState', 'state_key', 'load_state', 'state_of', 'find_existing', 'checkpoint',
            'reset_state', 'Checkpoints']
 
-# %% ../../nbs/plugin.checkpoints.ipynb #5b6d70e4
+# %% ../../nbs/plugin.checkpoints.ipynb #0bfe9543
 import json
 import os
 
 import orjson
 from fastcore.basics import patch
 
-from ..data.itembase import BASE_PROPERTIES, Edge, Item
+from ..data.itembase import BASE_PROPERTIES, Item
 from ..pod.api import PodError
 from ..pod.client import PodClient
 
@@ -47,19 +47,21 @@ def state_of(state_item: PluginState) -> dict:
     "The state kept in `state_item`."
     return json.loads(state_item.stateJson or "{}")
 
-# %% ../../nbs/plugin.checkpoints.ipynb #b904bce0
+# %% ../../nbs/plugin.checkpoints.ipynb #b2eb1ac7
 def _identity(item: Item) -> tuple:
-    return (item.type, item.externalId) if getattr(item, "externalId", None) is not None else None
+    "How the Pod finds `item` again: by type and externalId, else by id; None for an item it can't have."
+    if getattr(item, "externalId", None) is not None: return item.type, "externalId", item.externalId
+    return (item.type, "id", item.id) if item.id is not None else None
 
 def find_existing(client: PodClient, items: list) -> dict:
-    "`{(type, externalId): item JSON with its edges}` for those of `items` the Pod already has."
+    "`{identity: item JSON with its edges}` for those of `items` the Pod already has."
     keys = list(dict.fromkeys(key for key in map(_identity, items) if key))
     if not keys: return {}
-    queries = [{"type": kind, "externalId": external_id, "[[edges]]": {}} for kind, external_id in keys]
+    queries = [{**({"type": kind} if by == "externalId" else {}), by: value, "[[edges]]": {}} for kind, by, value in keys]
     found = client.api.bulk(search=queries)["search"]
     return {key: results[0] for key, results in zip(keys, found) if results}
 
-# %% ../../nbs/plugin.checkpoints.ipynb #ba17aeb2
+# %% ../../nbs/plugin.checkpoints.ipynb #cdb4f970
 def _changes(item: Item, stored: dict) -> dict:
     "The properties of `item` that differ from the `stored` JSON."
     values = item.to_json()
@@ -70,7 +72,7 @@ def _plan(items: list, existing: dict) -> tuple:
     to_create, to_update, seen = [], [], set()
     for item in items:
         key = _identity(item)
-        if key in seen: raise ValueError(f"two items to checkpoint are {key[0]} with externalId {key[1]!r}; save each once")
+        if key in seen: raise ValueError(f"two items to checkpoint are the {key[0]} with {key[1]} {key[2]!r}; save each once")
         if key: seen.add(key)
         stored = existing.get(key)
         if stored is None:
@@ -96,7 +98,7 @@ def _plan_edges(items: list, edges: list, existing: dict) -> list:
         if key not in known: planned.append(edge.to_json()); known.add(key)
     return planned
 
-# %% ../../nbs/plugin.checkpoints.ipynb #6feeb926
+# %% ../../nbs/plugin.checkpoints.ipynb #b6563355
 MAX_CHECKPOINT_BYTES = 5 * 1024 * 1024 - 64 * 1024  # the Pod's request limit, less room for the envelope
 
 def checkpoint(client: PodClient, state_item: PluginState, state: dict, items=(), edges=()) -> dict:
@@ -105,7 +107,8 @@ def checkpoint(client: PodClient, state_item: PluginState, state: dict, items=()
     except (TypeError, ValueError) as error: raise TypeError(f"a plugin's state must be JSON-serialisable: {error}") from None
     _declare(client, PluginState)
     items, edges = list(items), list(edges)
-    existing = find_existing(client, items)
+    existing = find_existing(client, [*items, state_item])
+    if _identity(state_item) in existing: state_item.id = existing[_identity(state_item)]["id"]  # saved by a checkpoint whose answer was lost
     to_create, to_update = _plan(items, existing)
     new_edges = _plan_edges(items, edges, existing)
     done = {"created": len(to_create), "updated": len(to_update), "unchanged": len(items) - len(to_create) - len(to_update), "edges": len(new_edges)}
@@ -117,25 +120,27 @@ def checkpoint(client: PodClient, state_item: PluginState, state: dict, items=()
         raise ValueError(f"a checkpoint of {len(items)} items is {len(body) / 2**20:.1f} MiB, more than the Pod takes in one request: checkpoint more often")
     try: client.api._post("bulk", payload_json=body)
     except PodError as error:
-        raise type(error)(error.status, f"checkpoint failed, nothing was saved: {error.message}", error.endpoint, error.url) from None
+        outcome = "nothing was saved" if error.status else "the Pod saved all of it or nothing, the next checkpoint will tell"
+        raise type(error)(error.status, f"checkpoint failed, {outcome}: {error.message}", error.endpoint, error.url) from None
     state_item.id, state_item.stateJson = state_id, state_json
     for item in [*items, state_item]: item.mark_saved()
     return done
 
-# %% ../../nbs/plugin.checkpoints.ipynb #c6c8d5ea
+# %% ../../nbs/plugin.checkpoints.ipynb #43d8bd2a
 def reset_state(client: PodClient, plugin_module: str, plugin_name: str, account_id: str = None) -> PluginState:
     "Empty the state of this plugin and Account in the Pod; its PluginState."
     state_item = load_state(client, plugin_module, plugin_name, account_id)
     if state_item.id is not None and state_of(state_item): checkpoint(client, state_item, {})
     return state_item
 
-# %% ../../nbs/plugin.checkpoints.ipynb #81545674
+# %% ../../nbs/plugin.checkpoints.ipynb #985b8830
 class Checkpoints:
     "A plugin's resumable state, and the items waiting to be saved with it at the next checkpoint."
     def __init__(self, client: PodClient, plugin_module: str, plugin_name: str, account_id: str = None):
         self.client, self.key = client, (plugin_module, plugin_name, account_id)
         self.item = load_state(client, plugin_module, plugin_name, account_id)
         self.state, self.pending, self.pending_edges = state_of(self.item), [], []
+        self.resumed = bool(self.state)  # whether a previous run left a state to resume from
 
     @classmethod
     def for_plugin(cls, plugin) -> "Checkpoints":
@@ -144,10 +149,9 @@ class Checkpoints:
         return cls(plugin.client, run.pluginModule or type(plugin).__module__, run.pluginName or type(plugin).__name__,
                    accounts[0].id if accounts else None)
 
-    resumed = property(lambda self: bool(self.item.id) and bool(state_of(self.item)))
     def __repr__(self): return f"Checkpoints({state_key(*self.key)}, {len(self.pending)} items pending, state {self.state})"
 
-# %% ../../nbs/plugin.checkpoints.ipynb #55c68a26
+# %% ../../nbs/plugin.checkpoints.ipynb #87ddb7b7
 @patch
 def add(self: Checkpoints, *items: Item, edges=()):
     "Keep `items` (and `edges`) to be saved at the next checkpoint."
@@ -165,4 +169,4 @@ def save(self: Checkpoints, items=(), edges=()) -> dict:
 def reset(self: Checkpoints):
     "Start over: an empty state, in the Pod too."
     self.item = reset_state(self.client, *self.key)
-    self.state, self.pending, self.pending_edges = {}, [], []
+    self.state, self.pending, self.pending_edges, self.resumed = {}, [], [], False

@@ -6,9 +6,10 @@
 __all__ = ['MATCHERS', 'redact_json', 'redact_body', 'redact_request', 'redact_response', 'UnrecordedRequest',
            'RedactingCassette', 'pod_addresses', 'cassette']
 
-# %% ../../nbs/testing.cassettes.ipynb #9d2b9ea3
+# %% ../../nbs/testing.cassettes.ipynb #3f11330e
 import copy
 import json
+import logging
 import os
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -95,7 +96,16 @@ class RedactingCassette(Cassette):
         if kept is not None and self.write_protected: raise UnrecordedRequest(self, kept)
         return kept
 
-# %% ../../nbs/testing.cassettes.ipynb #16067de4
+# %% ../../nbs/testing.cassettes.ipynb #0fdaa25a
+@contextmanager
+def _quiet_vcr():
+    "Keep vcrpy's log to warnings: its info lines show requests and answers before they are redacted."
+    vcr_logger = logging.getLogger("vcr")
+    level = vcr_logger.level
+    vcr_logger.setLevel(max(level, logging.WARNING))
+    try: yield
+    finally: vcr_logger.setLevel(level)
+
 MATCHERS = {"method": method, "scheme": scheme, "host": host, "port": port, "path": path, "query": query}
 
 def _endpoint(url: str) -> tuple:
@@ -108,7 +118,7 @@ def pod_addresses(pass_through=()) -> set:
     urls = [*pass_through, os.environ.get("POD_ADDRESS"), os.environ.get("POD_FULL_ADDRESS"), DEFAULT_POD_ADDRESS]
     return {_endpoint(url) for url in urls if url}
 
-# %% ../../nbs/testing.cassettes.ipynb #050003c4
+# %% ../../nbs/testing.cassettes.ipynb #b9379366
 @contextmanager
 def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import.yaml
              mode: str = None,  # once, none, new_episodes or all (default: $PYMEMRI_CASSETTES, else once)
@@ -126,5 +136,5 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
     recorder = RedactingCassette.use(path=str(path), serializer=yamlserializer, record_mode=RecordMode(mode),
                                      match_on=[MATCHERS[name] for name in match_on], before_record_request=keep,
                                      before_record_response=lambda response: redact_response(response, secrets))
-    with recorder as tape, (mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()):
+    with recorder as tape, _quiet_vcr(), (mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()):
         yield tape

@@ -52,12 +52,13 @@ sys.path.insert(0, str(ROOT))  # document the pymemri of this checkout
 
 SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index` is the home page
     "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.notebooks", "plugin.states", "plugin.template",
+                              "plugin.http", "plugin.checkpoints",
                               "plugin.authenticators.prompts", "plugin.authenticators.password",
                               "plugin.authenticators.oauth", "data.itembase", "data.schema", "pod.client", "pod.api",
                               "pod.keys"],
     "Embedded Pod": ["pod.server", "pod.serve", "pod.store", "pod.db", "pod.search", "pod.graphql", "pod.auth",
-                     "pod.files", "pod.launchers"],
-    "Testing": ["plugin.authenticators.testserver"],
+                     "pod.files", "pod.launchers", "pod.private"],
+    "Testing": ["plugin.authenticators.testserver", "testing.cassettes", "testing.notes_service"],
 }
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WIDGET = "application/vnd.jupyter.widget-view+json"

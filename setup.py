@@ -18,6 +18,14 @@ def requirement_list(key):
     return cfg.get(key, "").split()
 
 
+def extras():
+    "The optional parts: the embedded Pod, the notebook form, what tests use, and everything a contributor needs."
+    pod, notebook = requirement_list("pod_requirements"), requirement_list("notebook_requirements")
+    testing = pod + requirement_list("testing_requirements")
+    return {"pod": pod, "notebook": notebook, "testing": testing, "kubernetes": ["kubernetes>=28"],
+            "dev": testing + notebook + requirement_list("dev_requirements")}
+
+
 def console_scripts():
     return [line.strip() for line in cfg.get("console_scripts", "").splitlines() if line.strip()]
 
@@ -44,10 +52,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=f">={cfg['min_python']}",
     install_requires=requirement_list("requirements"),
-    extras_require={
-        "dev": requirement_list("dev_requirements"),
-        "kubernetes": ["kubernetes>=28"],
-    },
+    extras_require=extras(),
     entry_points={"console_scripts": console_scripts(), "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )

@@ -22,8 +22,8 @@ import orjson
 import pytest
 import requests
 
-from pymemri.pod.launchers import RecordingLauncher
-from pymemri.pod.serve import PodServer
+from pymemri.server.launchers import RecordingLauncher
+from pymemri.server.serve import PodServer
 
 
 def now_millis() -> int:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pymemri.data.schema import Account
-from pymemri.plugin.authenticators.testserver import OAuthTestServer
+from pymemri.testing.oauth_provider import OAuthTestServer
 from pymemri.pod.client import PodClient
 from pymemri.pod.keys import generate_random_key, read_keys, write_keys
-from pymemri.pod.serve import PodServer
+from pymemri.server.serve import PodServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"

@@ -1,7 +1,7 @@
 """The conformance checklist of the Pod HTTP API v4 (shared/pod-api.md), item by item, against the embedded Pod.
 
 Where the embedded Pod deliberately answers differently from the reference Rust Pod (the table at the end
-of nbs/pod.server.ipynb), the test asserts our documented status and names the reference's in a comment.
+of nbs/server.app.ipynb), the test asserts our documented status and names the reference's in a comment.
 """
 import hashlib
 import json
@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from conftest import PodCaller, now_millis
-from pymemri.pod.launchers import ProcessLauncher
+from pymemri.server.launchers import ProcessLauncher
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 

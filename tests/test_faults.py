@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import PodCaller, free_port
-from pymemri.pod.launchers import RecordingLauncher
-from pymemri.pod.db import cipher_key, normalise_key
-from pymemri.pod.serve import PodServer
+from pymemri.server.launchers import RecordingLauncher
+from pymemri.server.db import cipher_key, normalise_key
+from pymemri.server.serve import PodServer
 
 # ---------------------------------------------------------------------------------------------- (a) fuzzing
 
@@ -417,8 +417,8 @@ def test_kill_9_during_bulk_writes(tmp_path, pod_processes):
 CRASHING_POD = """
 import os, signal, sys
 import uvicorn
-import pymemri.pod.files as files
-from pymemri.pod.server import create_app
+import pymemri.server.files as files
+from pymemri.server.app import create_app
 
 data_dir, port, moment = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 link_blob = files._link_once

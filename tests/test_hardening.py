@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from pymemri.pod.auth import owner_hash
-from pymemri.pod.db import Store
+from pymemri.server.auth import owner_hash
+from pymemri.server.db import Store
 from pymemri.pod.keys import write_keys
-from pymemri.pod.launchers import PLUGIN_VARIABLES, ProcessLauncher, RecordingLauncher
-from pymemri.pod.private import DataFolderLocked
+from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher, RecordingLauncher
+from pymemri.server.private import DataFolderLocked
 
 from conftest import PodCaller, free_port
 

@@ -29,7 +29,7 @@ from conftest import PodCaller
 from pymemri.plugin.cli import create_run
 from pymemri.plugin.template import create_project
 from pymemri.pod.client import PodClient
-from pymemri.pod.launchers import KubernetesLauncher, PluginLaunch, plugin_log_path
+from pymemri.server.launchers import KubernetesLauncher, PluginLaunch, plugin_log_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "DockerCheckPlugin"  # the plugin class of the project "Docker Check"

@@ -33,7 +33,7 @@ METADATA = {"pluginModule": "page_plugin", "pluginName": "ExamplePlugin", "confi
 IN_THE_NOTEBOOK = '''import tempfile
 from pymemri.plugin.pluginbase import PluginBase
 from pymemri.pod.client import PodClient
-from pymemri.pod.serve import PodServer
+from pymemri.server.serve import PodServer
 server = PodServer(tempfile.mkdtemp()).start()
 client = PodClient(server.url)'''
 

@@ -56,7 +56,7 @@ import orjson
 import requests
 import sqlcipher3
 
-from pymemri.pod.db import TABLES_SQL
+from pymemri.server.db import TABLES_SQL
 
 from benchkit import pod_process
 

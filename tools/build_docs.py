@@ -51,14 +51,14 @@ SETTINGS = SETTINGS["DEFAULT"]
 sys.path.insert(0, str(ROOT))  # document the pymemri of this checkout
 
 SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index` is the home page
-    "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.notebooks", "plugin.states", "plugin.template",
+    "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.entrypoint", "plugin.notebooks", "plugin.states", "plugin.template",
                               "plugin.http", "plugin.checkpoints",
                               "plugin.authenticators.prompts", "plugin.authenticators.password",
                               "plugin.authenticators.oauth", "data.itembase", "data.schema", "pod.client", "pod.api",
                               "pod.keys"],
-    "Embedded Pod": ["pod.server", "pod.serve", "pod.store", "pod.db", "pod.search", "pod.graphql", "pod.auth",
-                     "pod.files", "pod.launchers", "pod.private"],
-    "Testing": ["plugin.authenticators.testserver", "testing.cassettes", "testing.notes_service"],
+    "Embedded Pod": ["server.app", "server.serve", "server.store", "server.db", "server.search", "server.graphql",
+                     "server.auth", "server.files", "server.launchers", "server.private"],
+    "Testing": ["testing.oauth_provider", "testing.cassettes", "testing.notes_service"],
 }
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WIDGET = "application/vnd.jupyter.widget-view+json"

@@ -26,8 +26,7 @@ from tqdm import tqdm
 from ..data.schema import Account, PluginRun
 from ..pod.api import DEFAULT_POD_ADDRESS, PodError
 from ..pod.client import PodClient
-from ..pod.keys import generate_random_key, keys_path, read_keys, write_keys
-from ..pod.launchers import plugin_log_path
+from ..pod.keys import generate_random_key, keys_path, plugin_log_path, read_keys, write_keys
 from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, parse_config, plugin_about
 from .states import FINAL_STATES, RunStatus, StatusListener, wait_for_status
 
@@ -90,9 +89,13 @@ def pod_for_cli(url: str = None, quiet: bool = False, owner_key: str = None) -> 
         return url, None
     default = DEFAULT_POD_ADDRESS
     if pod_answers(default, timeout=0.5): return default, None
-    from pymemri.pod.auth import owner_hash
-    from pymemri.pod.serve import PodServer
-    from pymemri.pod.private import DataFolderLocked
+    try:
+        from pymemri.server.auth import owner_hash
+        from pymemri.server.serve import PodServer
+        from pymemri.server.private import DataFolderLocked
+    except ModuleNotFoundError as missing:
+        raise CLIError(f"no Pod answers at {default}, and the embedded Pod can't start here: it needs {missing.name}, "
+                       "which comes with the pod extra: pip install 'pymemri[pod]'") from None
     try: owners = owner_hash(owner_key) if owner_key else "ANY"
     except ValueError as error: raise CLIError(f"the embedded Pod serves only your owner key, but {error}") from None
     try: server = PodServer(owners=owners).start()

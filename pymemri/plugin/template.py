@@ -104,7 +104,7 @@ keywords = memri pod plugin
 language = English
 status = 2
 requirements = {{pymemri_requirement}}
-dev_requirements = nbdev>=2.4,<2.5 execnb==0.1.18 fastcore>=1.12,<1.13 ipython>=9.13 ipykernel>=7.3 nbval>=0.11 pytest>=8
+dev_requirements = {{pymemri_testing_requirement}} nbdev>=2.4,<2.5 execnb==0.1.18 fastcore>=1.12,<1.13 ipython>=9.13 ipykernel>=7.4 nbval>=0.11 pytest>=8
 console_scripts = 
 jupyter_hooks = False
 clean_ids = True
@@ -257,7 +257,7 @@ import os, tempfile
 from fastcore.test import test_eq, test_fail
 from pymemri.plugin.pluginbase import check_config, plugin_about
 from pymemri.pod.client import PodClient
-from pymemri.pod.serve import PodServer
+from pymemri.server.serve import PodServer
 
 os.environ["PYMEMRI_HOME"] = tempfile.mkdtemp()  # the keys run_plugin stores go here, not to ~/.pymemri
 server = PodServer(tempfile.mkdtemp()).start()
@@ -555,7 +555,8 @@ def project_files(names: ProjectNames, description: str, author: str) -> dict:
     "Every file of a new project, `{relative path: text}`."
     values = {**names._asdict(), "description": description, "author": author, "year": datetime.date.today().year,
               "ini_description": _ini_value(description), "ini_author": _ini_value(author),
-              "pymemri_requirement": pymemri_requirement(), "offline_command": OFFLINE_COMMAND}
+              "pymemri_requirement": pymemri_requirement(), "offline_command": OFFLINE_COMMAND,
+              "pymemri_testing_requirement": pymemri_requirement().replace("pymemri", "pymemri[testing]", 1)}
     plugin_cells = notebook_cells(fill(_PLUGIN_NOTEBOOK, values))
     readme = fill(_INDEX_NOTEBOOK, values)
     return {"settings.ini": fill(_SETTINGS_INI, values), "setup.py": fill(_SETUP_PY, values), "pyproject.toml": fill(_PYPROJECT_TOML, values),

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastcore.basics import patch
 
-from ..plugin.authenticators.testserver import Handler, OAuthTestServer, Token
+from .oauth_provider import Handler, OAuthTestServer, Token
 
 # %% ../../nbs/testing.notes_service.ipynb #df001072
 _WORDS = ("garden tomatoes letter budget recipe meeting train holiday piano book paint bicycle "

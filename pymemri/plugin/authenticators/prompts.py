@@ -12,6 +12,7 @@ __all__ = ['SECRET_PROPERTIES', 'UNREACHABLE', 'WIDGET_EVENTS_WHILE_WAITING', 'S
 # %% ../../../nbs/plugin.authenticators.prompts.ipynb #2a8f37e2
 import getpass
 import html
+import importlib.util
 import re
 import sys
 import threading
@@ -239,6 +240,7 @@ def form_can_be_answered() -> bool:
     "Whether a `LoginForm` shown from here can be answered (else the notebook asks with input boxes)."
     shell = _shell()
     if shell is None or type(shell).__name__ == "TerminalInteractiveShell": return False
+    if importlib.util.find_spec("ipywidgets") is None: return False  # the notebook extra is not installed: input boxes
     kernel = getattr(shell, "kernel", None)
     if kernel is None: return True  # a notebook that nbdev's test runner executes: forms are filled in from Python
     return threading.current_thread() is not threading.main_thread() and kernel_takes_widget_events(kernel)

@@ -278,7 +278,8 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
                read_args_from_env: store_true = False,  # Read POD_FULL_ADDRESS, POD_PLUGINRUN_ID, POD_OWNER, POD_AUTH_JSON, POD_TARGET_ITEM, as a plugin the Pod started
                metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, config, account
                config_file: str = None,  # JSON file with the plugin's config (replaces the metadata's or the run's)
-               about: store_true = False):  # Print the plugin's config parameters, item types and description as JSON, and exit
+               about: store_true = False,  # Print the plugin's config parameters, item types and description as JSON, and exit
+               reset_state: store_true = False):  # Forget the plugin's saved state (its checkpoints) and start over
     "Run a plugin in this process, against a Pod."
     with cli_errors():
         environment = pod_environment() if read_args_from_env else {}
@@ -294,8 +295,11 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
             run = client.get(run_id) if run_id else run_from_metadata(client, plugin_metadata)
             if run_id and plugin_metadata: run.pluginModule, run.pluginName = plugin_metadata["pluginModule"], plugin_metadata["pluginName"]
             print(f"Running {run.pluginModule}.{run.pluginName} on the Pod at {client.url}", file=sys.stderr)
-            code = execute(prepare(client, run, config_file), interrupt=threading.current_thread() is threading.main_thread(),
-                           show_progress=sys.stderr.isatty())
+            plugin = prepare(client, run, config_file)
+            if reset_state:
+                plugin.checkpoints.reset()
+                print(f"Reset the saved state of {run.pluginModule}.{run.pluginName}: it starts over", file=sys.stderr)
+            code = execute(plugin, interrupt=threading.current_thread() is threading.main_thread(), show_progress=sys.stderr.isatty())
     if code: sys.exit(code)
 
 # %% ../../nbs/plugin.cli.ipynb #76c431cc

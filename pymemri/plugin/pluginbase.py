@@ -12,12 +12,15 @@ import inspect
 import json
 import threading
 import warnings
+from functools import cached_property
 
 from fastcore.basics import patch
 
 from ..data.itembase import BASE_PROPERTIES
 from ..data.schema import PluginRun
 from ..pod.client import Dog, PodClient
+from .checkpoints import Checkpoints
+from .http import PoliteSession
 from .states import RunStatus
 
 # %% ../../nbs/plugin.pluginbase.ipynb #8ca63f11
@@ -86,6 +89,29 @@ class ExamplePlugin(PluginBase):
         dog = Dog(self.dog_name, 10)
         self.client.create(dog)
         print("Run success!")
+
+# %% ../../nbs/plugin.pluginbase.ipynb #d7c0a102
+@patch(as_prop=True)
+def http(self: PluginBase) -> PoliteSession:
+    "A `requests` session for the plugin's calls to other services: timeouts, retries, waits and `rate_limit`."
+    if "_http" not in self.__dict__: self._http = PoliteSession(rate_limit=getattr(self, "rate_limit", None), abort=self.abort_requested)
+    return self._http
+
+@patch(as_prop=True)
+def checkpoints(self: PluginBase) -> Checkpoints:
+    "The plugin's resumable state in the Pod, for its plugin and Account (loaded on first use)."
+    if "_checkpoints" not in self.__dict__: self._checkpoints = Checkpoints.for_plugin(self)
+    return self._checkpoints
+
+@patch(as_prop=True)
+def state(self: PluginBase) -> dict:
+    "A JSON-able dict kept in the Pod: what the last checkpoint saved, or `{}`."
+    return self.checkpoints.state
+
+@patch
+def checkpoint(self: PluginBase, items=(), edges=()) -> dict:
+    "Save `self.state` with `items` and `edges` in one request."
+    return self.checkpoints.save(items, edges)
 
 # %% ../../nbs/plugin.pluginbase.ipynb #67d0407e
 _PLUGIN_ARGUMENTS = {"self", "pluginRun", "client"}

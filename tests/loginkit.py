@@ -66,14 +66,14 @@ def cache_dir() -> Path:
 
 
 def kernel_python(requirement: str) -> Path:
-    "The Python of a virtual environment with pymemri (this checkout) and `requirement` (an ipykernel), made once and reused."
+    "The Python of a virtual environment with pymemri (this checkout, with the notebook form) and `requirement` (an ipykernel), made once and reused."
     settings = (ROOT / "settings.ini").read_text()
     key = hashlib.sha256(f"{sys.version}|{ROOT}|{requirement}|{settings}".encode()).hexdigest()[:12]
     folder = cache_dir() / f"venv-{requirement.replace('==', '-')}-{key}"
     python, ready = folder / "bin" / "python", folder / ".ready"
     if ready.exists(): return python
     venv.create(folder, with_pip=True, clear=True)
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement, "-e", str(ROOT)],
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement, "-e", f"{ROOT}[notebook]"],
                              capture_output=True, text=True, timeout=600)
     if install.returncode != 0: pytest.fail(f"could not make the {requirement} environment in {folder}:\n{install.stderr[-2000:]}")
     ready.touch()

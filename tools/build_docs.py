@@ -108,7 +108,7 @@ def execute(path: Path, skip_flags: set) -> tuple:
     client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
                             config=Config({"KernelManager": {"transport": "ipc", "ip": sockets}}),
                             on_cell_execute=lambda cell, cell_index: current.update(cell=cell, index=cell_index))
-    try: os.mkdir(home); client.execute(cwd=str(NBS), env={**os.environ, "PYMEMRI_HOME": home})
+    try: os.mkdir(home); client.execute(cwd=str(NBS), env={**os.environ, "PYMEMRI_HOME": home, "COLUMNS": "100"})  # help texts wrap alike everywhere
     except Exception as error:
         cell, reason = current.get("cell"), ANSI.sub("", str(error)).strip()
         if cell is None: raise BuildError(f"{path.name}: the kernel did not start: {reason}") from None

@@ -215,7 +215,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         plugin._running = False
         bar.close()  # so that what follows starts on a line of its own
         if not _run_ended(error): return _failed(plugin, error)
-        print(f"Aborted: {name} stopped because its run ended elsewhere", file=sys.stderr)
+        print(f"Aborted: {name} stopped because its run was aborted or ended elsewhere (the Pod no longer takes its token)", file=sys.stderr)
         return EXIT_CODES[RunStatus.aborted]
     finally:
         bar.close()

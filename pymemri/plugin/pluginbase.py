@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PluginError', 'PluginAborted', 'PluginBase', 'ExamplePlugin', 'config_parameters', 'config_model', 'config_schema',
-           'plugin_about', 'parse_config', 'check_config', 'load_plugin_class']
+           'plugin_about', 'parse_config', 'check_config', 'secret_value', 'load_plugin_class']
 
 # %% ../../nbs/plugin.pluginbase.ipynb #6a950692
 import importlib
@@ -16,7 +16,7 @@ import warnings
 from functools import cached_property
 
 from fastcore.basics import patch
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
 from pydantic.json_schema import GenerateJsonSchema
 
 from ..data.itembase import BASE_PROPERTIES
@@ -233,6 +233,11 @@ def check_config(cls: type, config) -> dict:
     except ValidationError as error: raise PluginError(_config_problems(name, error)) from None
     names = model.model_fields if getattr(cls, "Config", None) is not None else checked.model_fields_set  # a declared model owns its defaults
     return {field: getattr(checked, field) for field in names} | (checked.model_extra or {})
+
+# %% ../../nbs/plugin.pluginbase.ipynb #741ad16f
+def secret_value(secret):
+    "The plain text of `secret`, a `SecretStr` (as `check_config` gives it) or a plain string (or `None`)."
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 # %% ../../nbs/plugin.pluginbase.ipynb #053d7e74
 def load_plugin_class(module: str, name: str) -> type:

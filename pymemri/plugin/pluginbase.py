@@ -209,9 +209,13 @@ def parse_config(config) -> dict:
 def _config_path(location: tuple) -> str:
     return "config" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
 
+def _message(problem: dict) -> str:
+    if problem["type"] == "needs_python_object": return "can't be given in a config: its type is made in Python, not read from JSON"
+    return problem["msg"]
+
 def _config_problems(name: str, error: ValidationError) -> str:
     "What is wrong, by place, from pydantic's errors: their `loc` and `msg`, never their `input`."
-    return f"{name} " + "; ".join(f"{_config_path(problem['loc'])}: {problem['msg']}"
+    return f"{name} " + "; ".join(f"{_config_path(problem['loc'])}: {_message(problem)}"
                                  for problem in error.errors(include_url=False, include_input=False, include_context=False))
 
 def _unknown_keys(model: type, config: dict) -> list:

@@ -124,8 +124,9 @@ def _constructors(cls: type):
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass in (PluginBase, object): continue
         init = vars(klass)["__init__"]
-        yield klass, init, inspect.signature(init)
-        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(init).parameters.values()): break
+        signature = inspect.signature(init)
+        yield klass, init, signature
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()): break
 
 def _is_config(name: str, parameter: inspect.Parameter) -> bool:
     return name not in _PLUGIN_ARGUMENTS and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
@@ -153,7 +154,8 @@ def _config_fields(cls: type) -> dict:
             fields[name] = (hints.get(name, typing.Any), ... if parameter.default is parameter.empty else parameter.default)
     return fields
 
-_DERIVED = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+# any parameter name is fine: `model_name`, and `schema` or `json` (which shadow BaseModel methods on the model only)
+_DERIVED = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True, protected_namespaces=())
 
 def config_model(cls: type) -> type:
     "The pydantic model of `cls`'s configuration: its `Config` if it declares one, else one made from its constructors."
@@ -161,8 +163,11 @@ def config_model(cls: type) -> type:
     if declared is not None:
         if isinstance(declared, type) and issubclass(declared, BaseModel): return declared
         raise PluginError(f"{cls.__name__}.Config must be a pydantic BaseModel subclass, got {declared!r:.60}")
-    try: return create_model(f"{cls.__name__}Config", __config__=_DERIVED, **_config_fields(cls))
-    except PluginError: raise
+    fields = _config_fields(cls)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*shadows an attribute", category=UserWarning)
+            return create_model(f"{cls.__name__}Config", __config__=_DERIVED, **fields)
     except Exception as error: raise PluginError(f"{cls.__name__}'s config types can't be checked: {type(error).__name__}: {error}") from None
 
 # %% ../../nbs/plugin.pluginbase.ipynb #14f8cb3e

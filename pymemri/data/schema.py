@@ -66,6 +66,7 @@ class PluginRun(Item):
     authUrl: str
     account: list["Account"]
     view: list["CVUStoredDefinition"]
+    secret_properties = ("config",)  # a plugin's config may hold its secrets
 
 # %% ../../nbs/data.schema.ipynb #27a378cc
 class Message(Item):

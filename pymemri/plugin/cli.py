@@ -278,7 +278,7 @@ def run_plugin(pod_full_address: str = None,  # Pod address (default: $POD_ADDRE
                read_args_from_env: store_true = False,  # Read POD_FULL_ADDRESS, POD_PLUGINRUN_ID, POD_OWNER, POD_AUTH_JSON, POD_TARGET_ITEM, as a plugin the Pod started
                metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, config, account
                config_file: str = None,  # JSON file with the plugin's config (replaces the metadata's or the run's)
-               about: store_true = False,  # Print the plugin's config parameters, item types and description as JSON, and exit
+               about: store_true = False,  # Print the plugin's description, config (as JSON Schema) and item types as JSON, and exit
                reset_state: store_true = False):  # Forget the plugin's saved state (its checkpoints) and start over
     "Run a plugin in this process, against a Pod."
     with cli_errors():

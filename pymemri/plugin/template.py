@@ -343,12 +343,13 @@ test_eq(len(client.search(Note)), 2)
 
 ## Configuration
 
-The configuration is the constructor's keyword arguments. `run_plugin` checks it before it makes the
-plugin, and describes it with `--about`:
+The configuration is the constructor's keyword arguments, typed by their annotations (mark a password
+or a token as `pydantic.SecretStr`). `run_plugin` checks it before it makes the plugin, and `--about`
+describes it as JSON Schema:
 
 ```python
-test_eq(plugin_about({{plugin_class}})["config"], {"note_count": {"type": "int", "default": 3}})
-test_fail(lambda: check_config({{plugin_class}}, {"note_count": "three"}), contains="'note_count' must be int")
+test_eq(plugin_about({{plugin_class}})["config"]["properties"], {"note_count": {"type": "integer", "default": 3}})
+test_fail(lambda: check_config({{plugin_class}}, {"note_count": "three"}), contains="config.note_count: Input should be a valid integer")
 ```
 
 ## From a shell

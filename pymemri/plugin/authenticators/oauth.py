@@ -13,12 +13,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 from fastcore.basics import patch
+from pydantic import SecretStr
 
 from ...data.schema import PluginRun
 from ...pod.client import PodClient
 from .prompts import (UNREACHABLE, AuthenticationError, LoginRequest, ask_and_wait, find_account,
                                                    redact, save_account, secrets_of)
-from ..pluginbase import PluginBase
+from ..pluginbase import PluginBase, secret_value
 
 # %% ../../../nbs/plugin.authenticators.oauth.ipynb #a4b51c2a
 def code_from_answer(answer: str, state: str) -> str:
@@ -213,14 +214,14 @@ def verify_access_token(self: StandardOAuthAuthenticator, token: str) -> bool:
 # %% ../../../nbs/plugin.authenticators.oauth.ipynb #e5d4a18e
 class ExampleOAuthPlugin(PluginBase):
     "Logs in to an OAuth provider (such as OAuthTestServer) and puts the person's name from its API on their Account."
-    def __init__(self, provider_url: str, client_id: str = "pymemri-example", client_secret: str = "example-client-secret",
+    def __init__(self, provider_url: str, client_id: str = "pymemri-example", client_secret: SecretStr = SecretStr("example-client-secret"),
                  timeout: int = 300, **kwargs):
         super().__init__(**kwargs)
         url = provider_url.rstrip("/")
         self.profile_url = f"{url}/api/me"
         self.authenticator = StandardOAuthAuthenticator(
             self.client, self.pluginRun, authorize_url=f"{url}/authorize", token_url=f"{url}/token", check_url=self.profile_url,
-            client_id=client_id, client_secret=client_secret, redirect_uri=f"{url}/callback", service="example-oauth", timeout=timeout)
+            client_id=client_id, client_secret=secret_value(client_secret), redirect_uri=f"{url}/callback", service="example-oauth", timeout=timeout)
 
     def run(self):
         self.authenticator.authenticate()

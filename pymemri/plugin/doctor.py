@@ -8,7 +8,7 @@ __all__ = ['OWNER_FIX', 'KEY_FIX', 'NEEDS', 'ACCOUNT_FIXES', 'Checkup', 'pod_add
            'pod_schema', 'schema_conflicts', 'check_schema', 'plugin_authenticator', 'plugin_account', 'check_account',
            'check_docker', 'diagnose', 'plugin_doctor']
 
-# %% ../../nbs/plugin.doctor.ipynb #ba16317b
+# %% ../../nbs/plugin.doctor.ipynb #8f274ab4
 import importlib
 import inspect
 import os
@@ -28,7 +28,7 @@ from .cli import CLIError, cli_errors, read_json_file, read_metadata
 from .http import is_secret_name, redact_url
 from .pluginbase import PluginError, check_config, load_plugin_class
 
-# %% ../../nbs/plugin.doctor.ipynb #a2613a78
+# %% ../../nbs/plugin.doctor.ipynb #e3d015af
 class Checkup:
     "The doctor's report: one line per check, `✔ what` or `✘ what — the fix`, with every known secret redacted."
     def __init__(self, file=None): self.file, self.secrets, self.failures = file, set(), 0
@@ -46,7 +46,7 @@ class Checkup:
     def fail(self, what: str, fix: str) -> bool: self.failures += 1; self.say(f"✘ {what} — {fix}"); return False
     def skip(self, what: str, why: str): self.say(f"- skipped: {what}, because {why}")
 
-# %% ../../nbs/plugin.doctor.ipynb #eec972fa
+# %% ../../nbs/plugin.doctor.ipynb #80352800
 def pod_address(address: str = None) -> tuple:
     "`(address, where it came from)`: the flag, else `$POD_ADDRESS`, else the default address."
     if address: return address.rstrip("/"), "--pod_full_address"
@@ -71,7 +71,7 @@ def check_pod(report: Checkup, address: str = None) -> str:
     report.ok(f"a Pod answers at {redact_url(url)} ({source}): {shown}")
     return url
 
-# %% ../../nbs/plugin.doctor.ipynb #f40550aa
+# %% ../../nbs/plugin.doctor.ipynb #c5c4cee6
 OWNER_FIX = ("restart the Pod so that it admits your owner (start_pod admits the stored keys' owner; start_pod --owners ANY admits all), "
              "or store the keys of an owner it admits: store_keys --replace --owner_key KEY --database_key KEY")
 KEY_FIX = "use the keys this owner's data was created with: store_keys --replace --owner_key KEY --database_key KEY"
@@ -105,7 +105,7 @@ def check_keys(report: Checkup, url: str, owner_key: str = None, database_key: s
     report.ok("the Pod admits this owner and accepts its database key")
     return client, schema
 
-# %% ../../nbs/plugin.doctor.ipynb #0e6c951c
+# %% ../../nbs/plugin.doctor.ipynb #fcb3efc4
 def plugin_metadata(metadata: str = None, plugin_path: str = None) -> dict:
     "The plugin's metadata: read from the file `metadata`, or made from `plugin_path` (module.Class)."
     if metadata: return read_metadata(metadata)
@@ -146,7 +146,7 @@ def check_plugin(report: Checkup, metadata: str = None, plugin_path: str = None)
     report.ok(f"the plugin {module}.{name} imports")
     return found, plugin
 
-# %% ../../nbs/plugin.doctor.ipynb #da506c8b
+# %% ../../nbs/plugin.doctor.ipynb #1853fd0a
 def check_plugin_config(report: Checkup, plugin: type, metadata: dict, config_file: str = None) -> bool:
     "Whether the plugin takes the metadata's config, or the one in `config_file` (checked and reported)."
     if config_file: source = f"the config in {config_file}"
@@ -159,7 +159,7 @@ def check_plugin_config(report: Checkup, plugin: type, metadata: dict, config_fi
         return report.fail(f"{source} does not validate: {error}", f"fix {source}; run_plugin --metadata FILE --about lists the parameters")
     return report.ok(f"{source} validates ({', '.join(checked) or 'empty: the defaults'})")
 
-# %% ../../nbs/plugin.doctor.ipynb #b1280697
+# %% ../../nbs/plugin.doctor.ipynb #6f498fe7
 def pod_schema(items: list) -> dict:
     "`{propertyName: (itemType, valueType)}` from the Pod's `ItemPropertySchema` items."
     return {item["propertyName"]: (item.get("itemType"), item.get("valueType")) for item in items
@@ -187,7 +187,7 @@ def check_schema(report: Checkup, plugin: type, items: list) -> bool:
         return report.fail("; ".join(conflicts), "rename these properties in your item types, or give them the Pod's type")
     return report.ok(f"its schema_classes ({', '.join(cls.__name__ for cls in classes)}) agree with the Pod's schema")
 
-# %% ../../nbs/plugin.doctor.ipynb #0b6168fa
+# %% ../../nbs/plugin.doctor.ipynb #a5be1f91
 NEEDS = {"password": (all, ("identifier", "secret")), "oauth": (any, ("accessToken", "refreshToken"))}
 ACCOUNT_FIXES = {
     "password": "put them in the metadata's account (identifier, secret), or enter them when the run asks (simulate_enter_credentials)",
@@ -208,7 +208,7 @@ def plugin_account(client: PodClient, metadata: dict, account_id: str = None) ->
     if account_id: return client.get(account_id, expanded=False)
     return Account(**metadata["account"]) if metadata.get("account") else None
 
-# %% ../../nbs/plugin.doctor.ipynb #21777209
+# %% ../../nbs/plugin.doctor.ipynb #c83fbc68
 def check_account(report: Checkup, plugin: type, metadata: dict, client: PodClient = None, account_id: str = None) -> bool:
     "Whether the plugin's Account has the credentials its authenticator needs, by their presence only (checked and reported)."
     kind = plugin_authenticator(plugin, metadata)
@@ -228,7 +228,7 @@ def check_account(report: Checkup, plugin: type, metadata: dict, client: PodClie
         return report.fail(f"its Account ({account.service or 'no service'}) lacks {' and '.join(missing) if test is all else ' or '.join(missing)} for the {kind} authenticator", ACCOUNT_FIXES[kind])
     return report.ok(f"its Account ({account.service or 'no service'}) has {' and '.join(present)} for the {kind} authenticator")
 
-# %% ../../nbs/plugin.doctor.ipynb #66f4a829
+# %% ../../nbs/plugin.doctor.ipynb #aee41032
 def check_docker(report: Checkup, metadata: dict = None) -> bool:
     "Whether Docker answers and the plugin's containerImage is here (checked and reported)."
     docker = shutil.which("docker")
@@ -244,7 +244,7 @@ def check_docker(report: Checkup, metadata: dict = None) -> bool:
     if not here: return report.fail(f"the image {image} is not on this machine", f"build it (docker build -t {image} .), or pull it")
     return report.ok(f"the image {image} is on this machine")
 
-# %% ../../nbs/plugin.doctor.ipynb #a5e2d612
+# %% ../../nbs/plugin.doctor.ipynb #fe3608f6
 def diagnose(report: Checkup, pod_full_address: str = None, owner_key: str = None, database_key: str = None, metadata: str = None,
              plugin_path: str = None, config_file: str = None, account_id: str = None, docker: bool = False) -> Checkup:
     "Run every check, skipping those that depend on one that failed; the report."
@@ -261,7 +261,7 @@ def diagnose(report: Checkup, pod_full_address: str = None, owner_key: str = Non
     if docker: check_docker(report, found)
     return report
 
-# %% ../../nbs/plugin.doctor.ipynb #74b4a738
+# %% ../../nbs/plugin.doctor.ipynb #b818e869
 @call_parse
 def plugin_doctor(pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030); no Pod is started
                   owner_key: str = None,  # Owner key (default: the stored keys)

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['EXAMPLE_NOTES', 'SECRET_NAME', 'ACCOUNT_SECRETS', 'BOOKKEEPING_TYPES', 'ABORT_AFTER', 'ABORT_WITHIN', 'ExampleNote',
            'ExampleImporter', 'secret_values', 'pod_items', 'written_items', 'count_by_type', 'captured', 'SuitePod',
-           'PluginTestSuite', 'undeclared', 'duplicates', 'run_plugin_command', 'plugin_test_suite']
+           'PluginTestSuite', 'about_json', 'undeclared', 'duplicates', 'run_plugin_command', 'plugin_test_suite']
 
-# %% ../../nbs/testing.suite.ipynb #6d09f3f4
+# %% ../../nbs/testing.suite.ipynb #2b9fae6a
 import io
 import json
 import logging
@@ -24,9 +24,8 @@ from pathlib import Path
 
 from ..data.itembase import BASE_PROPERTIES, Item
 from ..data.schema import Account, PluginRun
-from ..plugin.checkpoints import PluginState
-from ..plugin.cli import execute, store_run
-from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_parameters, plugin_about
+from ..plugin.cli import execute, run_plugin, store_run
+from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_parameters
 from ..plugin.states import RunStatus
 from ..pod.client import PodClient
 from fastcore.basics import patch
@@ -151,7 +150,19 @@ class PluginTestSuite:
         assert run["status"] == RunStatus.done, f"{self.plugin.__name__}'s run ended {run['status']} (exit code {code}): {run.get('message')}\n{seen['stderr'][-2000:]}"
         return {**seen, "run": run}
 
-# %% ../../nbs/testing.suite.ipynb #87c98ee5
+# %% ../../nbs/testing.suite.ipynb #01d1dc5b
+def about_json(plugin: type) -> dict:
+    "What `run_plugin --about` prints for `plugin`, parsed as JSON."
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "metadata.json"
+        path.write_text(json.dumps({"pluginModule": plugin.__module__, "pluginName": plugin.__name__}))
+        with captured() as seen:
+            try: run_plugin(metadata=str(path), about=True)
+            except SystemExit: pass
+    try: return json.loads(seen["stdout"])
+    except json.JSONDecodeError: raise AssertionError(f"run_plugin --about for {plugin.__name__} printed no JSON: {seen['stderr'][-500:]}") from None
+
+# %% ../../nbs/testing.suite.ipynb #b8c092d1
 _WRONG_VALUES = {str: 12345, int: "not a number", float: "not a number", bool: "yes"}
 
 @patch
@@ -164,11 +175,11 @@ def test_config(self: PluginTestSuite):
         try: check_config(self.plugin, {**self.config, key: value})
         except PluginError as error: assert repr(key) in str(error), f"{name} refused config {key}={value!r}, but its error doesn't name {key!r}: {error}"
         else: raise AssertionError(f"{name} took config {key}={value!r}: a wrong config must be refused")
-    about = json.loads(json.dumps(plugin_about(self.plugin)))
+    about = about_json(self.plugin)
     assert set(about["config"]) == set(config_parameters(self.plugin)), f"--about of {name} lists config {sorted(about['config'])}"
     assert all("type" in described for described in about["config"].values()), f"--about of {name} gives a parameter no type"
 
-# %% ../../nbs/testing.suite.ipynb #325de4ac
+# %% ../../nbs/testing.suite.ipynb #d34798d6
 def undeclared(items: list, schema_classes: list) -> list:
     "Problems with `items` (JSON): types not in `schema_classes`, and properties those types don't declare."
     classes, problems = {cls.__name__: cls for cls in schema_classes}, []
@@ -188,7 +199,7 @@ def test_run(self: PluginTestSuite):
         problems = undeclared(written_items(before, pod_items(pod.client)), self.plugin.schema_classes)
     assert not problems, f"{self.plugin.__name__} wrote {'; '.join(problems)}"
 
-# %% ../../nbs/testing.suite.ipynb #ca1d1a86
+# %% ../../nbs/testing.suite.ipynb #61c56ea1
 def duplicates(items: list) -> list:
     "`(type, externalId)` of the items that share their type and externalId with another."
     keys = [(item["type"], item["externalId"]) for item in items if item.get("externalId") is not None and item["type"] not in BOOKKEEPING_TYPES]
@@ -206,7 +217,7 @@ def test_second_run(self: PluginTestSuite):
     assert second == first, f"{name}'s second run changed the number of items: {first} after the first run, {second} after the second"
     assert not duplicates(items), f"{name} stored these twice: {duplicates(items)}"
 
-# %% ../../nbs/testing.suite.ipynb #7816d692
+# %% ../../nbs/testing.suite.ipynb #f1696b1d
 ABORT_AFTER = 0.3  # seconds to wait for the first progress report before aborting anyway
 ABORT_WITHIN = 2.0  # seconds a plugin has to stop once its run is aborted
 
@@ -227,7 +238,7 @@ def test_abort(self: PluginTestSuite):
     assert not worker.is_alive(), f"{name} still runs {ABORT_WITHIN} s after its run was aborted: report progress with set_progress, which stops an aborted run"
     assert status == RunStatus.aborted, f"{name}'s aborted run ended with status {status}"
 
-# %% ../../nbs/testing.suite.ipynb #92486d70
+# %% ../../nbs/testing.suite.ipynb #d626014a
 def _leaks(secret: str, places: dict) -> list:
     return [where for where, text in places.items() if secret in text]
 
@@ -245,7 +256,7 @@ def test_secrets(self: PluginTestSuite):
     leaks = {secret: where for secret, where in leaks.items() if where}
     assert not leaks, f"{self.plugin.__name__} showed a secret: " + "; ".join(f"{secret} in {', '.join(where)}" for secret, where in leaks.items())
 
-# %% ../../nbs/testing.suite.ipynb #de9ef9f7
+# %% ../../nbs/testing.suite.ipynb #d2203e8f
 def run_plugin_command() -> list:
     "The `run_plugin` command of this Python."
     script = Path(sys.executable).parent / "run_plugin"
@@ -270,7 +281,7 @@ def test_shell(self: PluginTestSuite):
     assert done.returncode == 0, f"run_plugin --metadata for {name} exited {done.returncode}: {done.stderr[-2000:]}"
     assert runs == [RunStatus.done], f"run_plugin --metadata for {name} left runs {runs}"
 
-# %% ../../nbs/testing.suite.ipynb #c025ae41
+# %% ../../nbs/testing.suite.ipynb #904f921e
 def plugin_test_suite(plugin: type,  # The plugin class
                       config: dict = None,  # Its config, as in its metadata
                       account: dict = None,  # The Account its runs get (service, identifier, secret, …), if it needs one

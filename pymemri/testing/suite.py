@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['EXAMPLE_NOTES', 'SECRET_NAME', 'ACCOUNT_SECRETS', 'BOOKKEEPING_TYPES', 'ABORT_AFTER', 'ABORT_WITHIN', 'ExampleNote',
-           'ExampleImporter', 'secret_values', 'pod_items', 'written_items', 'count_by_type', 'captured', 'SuitePod',
-           'PluginTestSuite', 'about_json', 'undeclared', 'duplicates', 'run_plugin_command', 'plugin_test_suite']
+           'ExampleImporter', 'secret_values', 'redacted', 'pod_items', 'written_items', 'count_by_type', 'captured',
+           'SuitePod', 'PluginTestSuite', 'about_json', 'undeclared', 'duplicates', 'run_plugin_command',
+           'plugin_test_suite']
 
-# %% ../../nbs/testing.suite.ipynb #2b9fae6a
+# %% ../../nbs/testing.suite.ipynb #0866b328
 import io
 import json
 import logging
@@ -22,13 +23,14 @@ import unittest
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from ..data.itembase import BASE_PROPERTIES, Item
 from ..data.schema import Account, PluginRun
 from ..plugin.cli import execute, run_plugin, store_run
 from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_parameters
 from ..plugin.states import RunStatus
 from ..pod.client import PodClient
-from fastcore.basics import patch
 
 # %% ../../nbs/testing.suite.ipynb #71d80812
 class ExampleNote(Item):
@@ -61,16 +63,21 @@ class ExampleImporter(PluginBase):
         self.state.clear()  # finished: the next run is a full sync again
         self.checkpoint()
 
-# %% ../../nbs/testing.suite.ipynb #aab6a448
+# %% ../../nbs/testing.suite.ipynb #e397fc52
 SECRET_NAME = re.compile(r"password|passwd|token|secret|key", re.IGNORECASE)
 ACCOUNT_SECRETS = ("secret", "code", "accessToken", "refreshToken")
 BOOKKEEPING_TYPES = {"PluginRun", "Account", "ItemPropertySchema", "PluginState", "Edge"}
 
-def secret_values(cls: type, config: dict, account: dict = None, secrets=()) -> list:
+def secret_values(config: dict, account: dict = None, secrets=()) -> list:
     "The values a run must never show: config parameters named like secrets, the Account's credentials, and `secrets`."
     found = [value for name, value in config.items() if SECRET_NAME.search(name) and isinstance(value, str)]
     found += [value for name, value in (account or {}).items() if name in ACCOUNT_SECRETS and isinstance(value, str)]
     return [value for value in dict.fromkeys([*found, *secrets]) if len(value) >= 4]
+
+def redacted(text: str, secrets: list) -> str:
+    "`text` with each of `secrets` replaced by `***`, to show in a failure."
+    for secret in secrets: text = text.replace(secret, "***")
+    return text
 
 def pod_items(client: PodClient) -> list:
     "The JSON of every item in the Pod."
@@ -123,13 +130,16 @@ class SuitePod:
         self.server.stop()
         self.folder.cleanup()
 
-# %% ../../nbs/testing.suite.ipynb #e4773d21
+# %% ../../nbs/testing.suite.ipynb #3c851bf4
 class PluginTestSuite:
     "The standard tests of a plugin; `plugin_test_suite` makes a subclass for one plugin and config."
     plugin: type = None
     config: dict = {}
     account: dict = None
     secrets: list = []
+
+    @property
+    def secret_values(self) -> list: return secret_values(self.config, self.account, self.secrets)
 
     def new_run(self, client: PodClient) -> PluginRun:
         "A PluginRun for the plugin in the Pod, with its Account if it has one, as `run_plugin --metadata` stores it."
@@ -147,7 +157,7 @@ class PluginTestSuite:
         plugin = self.start(client)
         with captured() as seen: code = execute(plugin, show_progress=False)
         run = client.api.get_item(plugin.pluginRun.id)[0]
-        assert run["status"] == RunStatus.done, f"{self.plugin.__name__}'s run ended {run['status']} (exit code {code}): {run.get('message')}\n{seen['stderr'][-2000:]}"
+        assert run["status"] == RunStatus.done, f"{self.plugin.__name__}'s run ended {run['status']} (exit code {code}): " + redacted(f"{run.get('message')}\n{seen['stderr'][-2000:]}", self.secret_values)
         return {**seen, "run": run}
 
 # %% ../../nbs/testing.suite.ipynb #01d1dc5b
@@ -238,14 +248,14 @@ def test_abort(self: PluginTestSuite):
     assert not worker.is_alive(), f"{name} still runs {ABORT_WITHIN} s after its run was aborted: report progress with set_progress, which stops an aborted run"
     assert status == RunStatus.aborted, f"{name}'s aborted run ended with status {status}"
 
-# %% ../../nbs/testing.suite.ipynb #d626014a
+# %% ../../nbs/testing.suite.ipynb #e4f5371d
 def _leaks(secret: str, places: dict) -> list:
     return [where for where, text in places.items() if secret in text]
 
 @patch
 def test_secrets(self: PluginTestSuite):
     "No secret from the config or the Account shows in stdout, stderr, logs, the run's message, or an item other than the Account."
-    secrets = secret_values(self.plugin, self.config, self.account, self.secrets)
+    secrets = self.secret_values
     with SuitePod() as pod:
         seen = self.run_once(pod.client)
         items = [item if item["type"] != "PluginRun" else {**item, "config": None}  # the run keeps its config, as the Pod gives it to the plugin
@@ -256,7 +266,7 @@ def test_secrets(self: PluginTestSuite):
     leaks = {secret: where for secret, where in leaks.items() if where}
     assert not leaks, f"{self.plugin.__name__} showed a secret: " + "; ".join(f"{secret} in {', '.join(where)}" for secret, where in leaks.items())
 
-# %% ../../nbs/testing.suite.ipynb #d2203e8f
+# %% ../../nbs/testing.suite.ipynb #32b2aa70
 def run_plugin_command() -> list:
     "The `run_plugin` command of this Python."
     script = Path(sys.executable).parent / "run_plugin"
@@ -278,7 +288,7 @@ def test_shell(self: PluginTestSuite):
                    "--owner_key", pod.client.owner_key, "--database_key", pod.client.database_key]
         done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
         runs = [run["status"] for run in pod.client.api.search({"type": "PluginRun"})]
-    assert done.returncode == 0, f"run_plugin --metadata for {name} exited {done.returncode}: {done.stderr[-2000:]}"
+    assert done.returncode == 0, f"run_plugin --metadata for {name} exited {done.returncode}: " + redacted(done.stderr[-2000:], self.secret_values)
     assert runs == [RunStatus.done], f"run_plugin --metadata for {name} left runs {runs}"
 
 # %% ../../nbs/testing.suite.ipynb #904f921e

@@ -32,7 +32,7 @@ from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_pa
 from ..plugin.states import RunStatus
 from ..pod.client import PodClient
 
-# %% ../../nbs/testing.suite.ipynb #71d80812
+# %% ../../nbs/testing.suite.ipynb #2208cc0c
 class ExampleNote(Item):
     "A note, as `ExampleImporter` imports it."
     title: str
@@ -45,7 +45,10 @@ class ExampleImporter(PluginBase):
     "Imports notes page by page, upserting them by `externalId` at a checkpoint per page: an example that passes `plugin_test_suite`."
     schema_classes = [ExampleNote]
 
-    def __init__(self, api_token: str = "", page_size: int = 2, pause: float = 0.2, **kwargs):
+    def __init__(self, api_token: str = "",  # The notes service's token: a secret the suite checks never shows
+                 page_size: int = 2,  # Notes per page
+                 pause: float = 0.2,  # Seconds the pretend service takes to answer a page
+                 **kwargs):
         super().__init__(**kwargs)
         self.api_token, self.page_size, self.pause = api_token, page_size, pause
 
@@ -56,6 +59,7 @@ class ExampleImporter(PluginBase):
             yield start + self.page_size, EXAMPLE_NOTES[start:start + self.page_size]
 
     def run(self):
+        "Import every page from where the last run stopped, a checkpoint per page; the next run starts afresh."
         for cursor, page in self.pages(self.state.get("cursor", 0)):
             self.set_progress(cursor / len(EXAMPLE_NOTES), f"{cursor} notes imported")
             self.state["cursor"] = cursor

@@ -32,14 +32,14 @@ from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_pa
 from ..plugin.states import RunStatus
 from ..pod.client import PodClient
 
-# %% ../../nbs/testing.suite.ipynb #2208cc0c
+# %% ../../nbs/testing.suite.ipynb #04e73eb1
 class ExampleNote(Item):
     "A note, as `ExampleImporter` imports it."
     title: str
     content: str
     externalId: str
 
-EXAMPLE_NOTES = [{"id": f"note-{number}", "title": f"Note {number}", "content": f"The text of note {number}"} for number in range(1, 7)]
+EXAMPLE_NOTES = [{"id": f"note-{number}", "title": f"Note {number}", "content": f"The text of note {number}"} for number in range(1, 11)]
 
 class ExampleImporter(PluginBase):
     "Imports notes page by page, upserting them by `externalId` at a checkpoint per page: an example that passes `plugin_test_suite`."

@@ -187,11 +187,12 @@ def test_config(self: PluginTestSuite):
     for key, value in [("not_a_parameter", 1), *((key, _WRONG_VALUES[parameter.annotation])
                        for key, parameter in config_parameters(self.plugin).items() if parameter.annotation in _WRONG_VALUES)]:
         try: check_config(self.plugin, {**self.config, key: value})
-        except PluginError as error: assert repr(key) in str(error), f"{name} refused config {key}={value!r}, but its error doesn't name {key!r}: {error}"
+        except PluginError as error: assert re.search(rf"\b{re.escape(key)}\b", str(error)), f"{name} refused config {key}={value!r}, but its error doesn't name {key!r}: {error}"
         else: raise AssertionError(f"{name} took config {key}={value!r}: a wrong config must be refused")
     about = about_json(self.plugin)
-    assert set(about["config"]) == set(config_parameters(self.plugin)), f"--about of {name} lists config {sorted(about['config'])}"
-    assert all("type" in described for described in about["config"].values()), f"--about of {name} gives a parameter no type"
+    described = about["config"].get("properties", {})  # the config's JSON Schema
+    assert set(described) == set(config_parameters(self.plugin)), f"--about of {name} lists config {sorted(described)}"
+    assert all(schema.keys() & {"type", "anyOf", "$ref", "enum", "const"} for schema in described.values()), f"--about of {name} gives a parameter no type"
 
 # %% ../../nbs/testing.suite.ipynb #d34798d6
 def undeclared(items: list, schema_classes: list) -> list:

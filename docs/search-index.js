@@ -588,6 +588,8 @@ const SEARCH_INDEX = [
 {"api": true, "page": "What the Pod keeps to itself", "text": "Determine if the specified record is to be logged.", "title": "HideKeys.filter", "url": "server.private.html#hidekeys.filter"},
 {"api": true, "page": "What the Pod keeps to itself", "text": "value (a log message or argument) with what follows upload_file/ or upload_file_b/ in a path hidden.", "title": "hide_keys", "url": "server.private.html#hide_keys"},
 {"page": "The testing package", "text": "What plugin tests use: from pymemri.testing import plugin_test_suite.", "title": "The testing package", "url": "testing.html"},
+{"page": "The testing package", "text": "pymemri.testing (the [testing] extra) holds what a plugin's tests use:", "title": "What it holds", "url": "testing.html#What-it-holds"},
+{"page": "The testing package", "text": "A plugin's test file needs one import:", "title": "The one name", "url": "testing.html#The-one-name"},
 {"page": "Plugin test suite", "text": "plugin_test_suite: the standard tests every plugin gets for free, each run on a fresh embedded Pod.", "title": "Plugin test suite", "url": "testing.suite.html"},
 {"page": "Plugin test suite", "text": "ExampleImporter imports notes from a pretend notes service, page by page. It saves each page\nwith self.checkpoint, which upserts the notes by their externalId i", "title": "An example that passes", "url": "testing.suite.html#An-example-that-passes"},
 {"api": true, "page": "Plugin test suite", "text": "Imports notes page by page, upserting them by externalId at a checkpoint per page: an example that passes plugin_test_suite.", "title": "ExampleImporter", "url": "testing.suite.html#exampleimporter"},

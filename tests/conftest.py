@@ -22,7 +22,7 @@ import orjson
 import pytest
 import requests
 
-from pymemri.server.launchers import RecordingLauncher
+from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.serve import PodServer
 
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import PodCaller, free_port
-from pymemri.server.launchers import RecordingLauncher
+from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.db import cipher_key, normalise_key
 from pymemri.server.serve import PodServer
 

@@ -27,7 +27,8 @@ import requests
 from pymemri.server.auth import owner_hash
 from pymemri.server.db import Store
 from pymemri.pod.keys import write_keys
-from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher, RecordingLauncher
+from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher
+from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.private import DataFolderLocked
 
 from conftest import PodCaller, free_port

@@ -11,7 +11,8 @@ import pytest
 from pymemri.data.schema import PluginRun
 from pymemri.pod.client import Dog, PodClient
 from pymemri.pod.keys import read_keys
-from pymemri.server.launchers import RecordingLauncher, plugin_log_path
+from pymemri.pod.keys import plugin_log_path
+from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.serve import PodServer
 from test_user_notebooks import METADATA, PLUGIN_MODULE
 

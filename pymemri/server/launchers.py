@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RUN_PLUGIN_COMMAND', 'logger', 'PLUGIN_VARIABLES', 'DOCKER_RUN_FAILURES', 'SERVER_PATH', 'PLUGIN_RUNNERS',
            'PluginLaunch', 'process_environment', 'ProcessLauncher', 'DockerLauncher', 'docker_error',
-           'KubernetesLauncher', 'RecordingLauncher', 'launch_failure', 'LaunchQueue', 'make_launcher']
+           'KubernetesLauncher', 'launch_failure', 'LaunchQueue', 'make_launcher']
 
 # %% ../../nbs/server.launchers.ipynb #8f0f0629
 import hashlib
@@ -177,21 +177,6 @@ class KubernetesLauncher:
     def launch(self, launch: PluginLaunch):
         "Create the Kubernetes Pod; return once the cluster accepted it."
         _kubernetes_api().create_namespaced_pod(namespace=self.namespace, body=self.manifest(launch))
-
-# %% ../../nbs/server.launchers.ipynb #b2595004
-class RecordingLauncher:
-    "A launcher that starts nothing and remembers every `PluginLaunch` it is given."
-    def __init__(self): self.launches = []
-    def launch(self, launch: PluginLaunch): self.launches.append(launch)
-
-    @property
-    def runs(self) -> list:
-        "The ids of the runs it was asked to start, in order."
-        return [launch.run_id for launch in self.launches]
-
-    def for_run(self, run_id: str) -> PluginLaunch:
-        "The launch of the PluginRun `run_id`."
-        return next(launch for launch in self.launches if launch.run_id == run_id)
 
 # %% ../../nbs/server.launchers.ipynb #5e1d7a20
 SERVER_PATH = re.compile(r"(?<![\w.])/[^\s'\":]+")

@@ -77,18 +77,22 @@ def pod_answers(url: str, timeout: float = 2) -> bool:
     try: return "cargo" in requests.get(f"{url.rstrip('/')}/version", timeout=timeout).text
     except requests.RequestException: return False
 
+def _asked_address(url: str = None) -> str:
+    "The address asked for (`url`, else `$POD_ADDRESS`), which must answer; None if neither is set."
+    where, fix = ("", "leave out the address") if url else (", the address in POD_ADDRESS", "unset POD_ADDRESS")
+    url = url or os.environ.get("POD_ADDRESS")
+    if url and not pod_answers(url): raise ConnectionError(f"no Pod answers at {url}{where}; start one there, or {fix}")
+    return url
+
 def pod_for_cli(url: str = None, quiet: bool = False, owner_key: str = None) -> tuple:
     "`(address, started server or None)`: the Pod at `url` or `$POD_ADDRESS`, else at the default address, else an embedded one for `owner_key` alone."
-    if url:
-        if not pod_answers(url): raise ConnectionError(f"no Pod answers at {url}; start one there, or leave out the address")
-        return url, None
-    if os.environ.get("POD_ADDRESS"):
-        url = os.environ["POD_ADDRESS"]
-        if not pod_answers(url):
-            raise ConnectionError(f"no Pod answers at {url}, the address in POD_ADDRESS; start one there, or unset POD_ADDRESS")
-        return url, None
+    if url := _asked_address(url): return url, None
     default = DEFAULT_POD_ADDRESS
     if pod_answers(default, timeout=0.5): return default, None
+    return _embedded_pod(default, quiet, owner_key)
+
+def _embedded_pod(default: str, quiet: bool, owner_key: str) -> tuple:
+    "`(address, server)` of an embedded Pod started for `owner_key` alone, or of the live Pod that holds its data folder."
     try:
         from pymemri.server.auth import owner_hash
         from pymemri.server.serve import PodServer

@@ -236,10 +236,10 @@ def test_start_pod_without_stored_keys_says_what_to_do(tmp_path, pod_process):
 
 
 def test_the_cli_embedded_pod_serves_only_the_cli_owner(tmp_path, monkeypatch, http):
-    from pymemri.plugin.cli import pod_for_cli
+    from pymemri.plugin.cli_options import pod_for_cli
     monkeypatch.setenv("PYMEMRI_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("POD_ADDRESS", raising=False)
-    monkeypatch.setattr("pymemri.plugin.cli.DEFAULT_POD_ADDRESS", f"http://127.0.0.1:{free_port()}")  # nothing answers there
+    monkeypatch.setattr("pymemri.plugin.cli_options.DEFAULT_POD_ADDRESS", f"http://127.0.0.1:{free_port()}")  # nothing answers there
     owner, key = secrets.token_hex(32), secrets.token_hex(32)
     url, server = pod_for_cli(quiet=True, owner_key=owner)
     try:
@@ -448,12 +448,12 @@ def test_one_pod_per_data_folder(tmp_path, start_server, pod_process, http):
 
 
 def test_the_cli_never_opens_a_folder_a_live_pod_holds(tmp_path, monkeypatch, pod_process, http):
-    from pymemri.plugin.cli import pod_for_cli
+    from pymemri.plugin.cli_options import pod_for_cli
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("PYMEMRI_HOME", str(home / ".pymemri"))
     monkeypatch.delenv("POD_ADDRESS", raising=False)
-    monkeypatch.setattr("pymemri.plugin.cli.DEFAULT_POD_ADDRESS", f"http://127.0.0.1:{free_port()}")  # nothing answers there
+    monkeypatch.setattr("pymemri.plugin.cli_options.DEFAULT_POD_ADDRESS", f"http://127.0.0.1:{free_port()}")  # nothing answers there
     live = pod_process(home / ".pymemri" / "pod", "--owners", "ANY", home=home)
     url, server = pod_for_cli(quiet=True, owner_key=secrets.token_hex(32))
     assert (url, server) == (f"http://localhost:{live.port}", None)  # the live Pod, not a second one

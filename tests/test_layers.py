@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pymemri"
 CLIENT_LAYER = ("data", "pod", "plugin")
 HEAVY = ("fastapi", "uvicorn", "starlette", "sqlcipher3", "graphql", "nacl", "IPython", "ipywidgets", "authlib", "vcr")
-LAZY_SERVER_IMPORTS = {("plugin/cli.py", "pymemri.server.auth"), ("plugin/cli.py", "pymemri.server.serve"),
-                       ("plugin/cli.py", "pymemri.server.private")}  # pod_for_cli starts an embedded Pod
+LAZY_SERVER_IMPORTS = {("plugin/cli_options.py", "pymemri.server.auth"), ("plugin/cli_options.py", "pymemri.server.serve"),
+                       ("plugin/cli_options.py", "pymemri.server.private")}  # pod_for_cli starts an embedded Pod
 
 
 def imported_modules(path: Path):

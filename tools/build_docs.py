@@ -51,7 +51,7 @@ SETTINGS = SETTINGS["DEFAULT"]
 sys.path.insert(0, str(ROOT))  # document the pymemri of this checkout
 
 SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index` is the home page
-    "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.entrypoint", "plugin.notebooks", "plugin.states", "plugin.template",
+    "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.cli_options", "plugin.entrypoint", "plugin.notebooks", "plugin.states", "plugin.template",
                               "plugin.http", "plugin.checkpoints", "plugin.doctor",
                               "plugin.authenticators.prompts", "plugin.authenticators.password",
                               "plugin.authenticators.oauth", "data.itembase", "data.schema", "pod.client", "pod.api",

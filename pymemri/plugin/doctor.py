@@ -24,7 +24,8 @@ from ..data.schema import Account, schema_items
 from ..pod.api import DEFAULT_POD_ADDRESS, PodAuthError, PodError
 from ..pod.client import PodClient
 from ..pod.keys import keys_path, read_keys
-from .cli import CLIError, cli_errors, read_json_file, read_metadata
+from .cli import read_json_file, read_metadata
+from .cli_options import CLIError, cli_errors, with_pod_options
 from .http import is_secret_name, redact_url
 from .pluginbase import PluginError, check_config, load_plugin_class
 
@@ -263,16 +264,16 @@ def diagnose(report: Checkup, pod_full_address: str = None, owner_key: str = Non
 
 # %% ../../nbs/plugin.doctor.ipynb #b818e869
 @call_parse
+@with_pod_options
 def plugin_doctor(pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030); no Pod is started
-                  owner_key: str = None,  # Owner key (default: the stored keys)
-                  database_key: str = None,  # Database key (default: the stored keys)
                   metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, containerImage, config, account
                   plugin_path: str = None,  # The plugin as module.Class, instead of --metadata
                   config_file: str = None,  # JSON file with the plugin's config (default: the metadata's)
                   account_id: str = None,  # Id of the Account item the plugin runs with (default: the metadata's account)
-                  docker: store_true = False):  # Check the Docker runner too: docker answers, and the plugin's image is here
+                  docker: store_true = False,  # Check the Docker runner too: docker answers, and the plugin's image is here
+                  **pod):  # The owner and database keys (see `pod_options`)
     "Check what a plugin run needs, one line each (✔, or ✘ and the fix); exit 1 if anything is ✘."
     with cli_errors():
-        report = diagnose(Checkup(), pod_full_address, owner_key, database_key, metadata, plugin_path, config_file, account_id, docker)
+        report = diagnose(Checkup(), pod_full_address, pod.get("owner_key"), pod.get("database_key"), metadata, plugin_path, config_file, account_id, docker)
         report.say(f"{report.failures} check{'s' * (report.failures != 1)} failed" if report.failures else "All checks passed")
     if report.failures: sys.exit(1)

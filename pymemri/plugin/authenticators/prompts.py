@@ -26,7 +26,7 @@ from fastcore.script import call_parse
 from ...data.schema import Account, PluginRun
 from ...pod.api import PodError
 from ...pod.client import PodClient
-from ..cli import CLIError, cli_errors, connected_client
+from ..cli_options import CLIError, cli_errors, connected_client, with_pod_options
 from ..pluginbase import PluginAborted, PluginError
 from ..states import RunStatus, wait_for_status
 
@@ -307,16 +307,15 @@ def read_answer(prompt: str, what: str, hidden: bool = True) -> str:
 
 # %% ../../../nbs/plugin.authenticators.prompts.ipynb #35aae82c
 @call_parse
+@with_pod_options
 def simulate_enter_credentials(plugin_run_id: str = None,  # The waiting PluginRun (default: the newest run waiting for a password)
                                username: str = None,  # Username to enter (default: asked)
                                password: str = None,  # Password (default: read from stdin, or asked without echo; avoid: the command line is visible to others)
-                               pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS or http://localhost:3030)
-                               owner_key: str = None,  # Owner key (default: the stored keys)
-                               database_key: str = None,  # Database key (default: the stored keys)
-                               timeout: float = 30):  # Seconds to wait for a run to ask
+                               timeout: float = 30,  # Seconds to wait for a run to ask
+                               **pod):  # The Pod address and keys (see `pod_options`)
     "Answer a plugin's request for a username and password, as the app does."
     with cli_errors():
-        with connected_client(pod_full_address, owner_key, database_key) as (client, server):
+        with connected_client(**pod) as (client, server):
             run = find_waiting_run(client, "password", plugin_run_id, 0 if server else timeout)
             username = username or read_answer("Username: ", "username", hidden=False)
             answer(client, run, username=username, password=password or read_answer("Password: ", "password"))
@@ -324,15 +323,14 @@ def simulate_enter_credentials(plugin_run_id: str = None,  # The waiting PluginR
 
 # %% ../../../nbs/plugin.authenticators.prompts.ipynb #2af266db
 @call_parse
+@with_pod_options
 def simulate_enter_oauth_code(plugin_run_id: str = None,  # The waiting PluginRun (default: the newest run waiting for an OAuth login)
                               code: str = None,  # The code, or the address you were sent to (default: read from stdin, or asked without echo)
-                              pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS or http://localhost:3030)
-                              owner_key: str = None,  # Owner key (default: the stored keys)
-                              database_key: str = None,  # Database key (default: the stored keys)
-                              timeout: float = 30):  # Seconds to wait for a run to ask
+                              timeout: float = 30,  # Seconds to wait for a run to ask
+                              **pod):  # The Pod address and keys (see `pod_options`)
     "Answer a plugin's OAuth login request with the code (or the address the provider sent you to), as the app does."
     with cli_errors():
-        with connected_client(pod_full_address, owner_key, database_key) as (client, server):
+        with connected_client(**pod) as (client, server):
             run = find_waiting_run(client, "oauth", plugin_run_id, 0 if server else timeout)
             print(f"PluginRun {run.id} ({run.pluginName}) asks you to log in at:\n  {run.authUrl}", file=sys.stderr)
             answer(client, run, code=code or read_answer("The code, or the address you were sent to (hidden): ", "code"))

@@ -328,6 +328,7 @@ def test_plugin_tokens_die_when_their_run_ends(pod, launcher, final):
     for endpoint, payload in (("search", {}), ("create_item", {"type": "Note"}), ("get_item", run["id"])):
         reply = pod.post(endpoint, payload, auth=token)
         assert reply.status_code == 401 and "run has ended" in reply.text, (endpoint, reply.text)
+        assert reply.headers["X-Pod-Error"] == "run-ended", endpoint  # what clients recognise, whatever the text says
     data = b"too late"
     pod.create(type="File", sha256=hashlib.sha256(data).hexdigest())
     assert pod.upload_b(data, token).status_code == 401

@@ -121,7 +121,7 @@ def checkpoint(client: PodClient, state_item: PluginState, state: dict, items=()
     try: client.api._post("bulk", payload_json=body)
     except PodError as error:
         outcome = "nothing was saved" if error.status else "the Pod saved all of it or nothing, the next checkpoint will tell"
-        raise type(error)(error.status, f"checkpoint failed, {outcome}: {error.message}", error.endpoint, error.url) from None
+        raise error.reworded(f"checkpoint failed, {outcome}: {error.message}") from None
     state_item.id, state_item.stateJson = state_id, state_json
     for item in [*items, state_item]: item.mark_saved()
     return done

@@ -22,12 +22,12 @@ from fastcore.script import call_parse, store_true
 from tqdm import tqdm
 
 from ..data.schema import Account, PluginRun
-from ..pod.api import PodError
+from ..pod.api import RUN_ENDED, PodError
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, plugin_log_path, write_keys
 from .cli_options import CLIError, cli_errors, connected_client, with_pod_options
 from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, parse_config, plugin_about
-from .states import FINAL_STATES, RunStatus, StatusListener, wait_for_status
+from .states import FINAL_STATES, RunStatus, StatusListener, set_run_status, wait_for_status
 
 # %% ../../nbs/plugin.cli.ipynb #ed46edd7
 @call_parse
@@ -101,7 +101,7 @@ class _PrintsAboveBar:
 
 def _run_ended(error: BaseException) -> bool:
     "Whether `error` is the Pod refusing the plugin's token because its run was ended by someone else (say, aborted)."
-    return isinstance(error, PodError) and error.status == 401 and "run has ended" in error.message
+    return isinstance(error, PodError) and error.code == RUN_ENDED
 
 def _failed(plugin: PluginBase, error: BaseException) -> int:
     traceback.print_exception(error, file=sys.stderr)
@@ -161,9 +161,7 @@ def prepare(client: PodClient, run: PluginRun, config_file: str = None) -> Plugi
         cls = load_plugin_class(run.pluginModule, run.pluginName)
         return _made(cls, run, client, check_config(cls, _run_config(run, config_file)))
     except (PluginError, CLIError) as error:
-        if run.id is not None:
-            run.status, run.message = RunStatus.error, str(error)
-            client.update_item(run)
+        set_run_status(client, run, RunStatus.error, str(error))
         raise
 
 # %% ../../nbs/plugin.cli.ipynb #193dbefb

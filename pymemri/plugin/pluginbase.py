@@ -24,7 +24,7 @@ from ..data.schema import PluginRun
 from ..pod.client import Dog, PodClient
 from .checkpoints import Checkpoints
 from .http import PoliteSession
-from .states import RunStatus
+from .states import RunStatus, set_run_status
 
 # %% ../../nbs/plugin.pluginbase.ipynb #8ca63f11
 class PluginError(ValueError):
@@ -76,7 +76,8 @@ def set_progress(self: PluginBase, progress: float, message: str = None):
 @patch
 def set_status(self: PluginBase, status: str, message: str = None):
     "Move the run to `status` (a `RunStatus`), with an optional message."
-    _report(self, status=str(RunStatus(status)), message=message)
+    set_run_status(self.client, self.pluginRun, status, message)
+    if self.on_progress: self.on_progress(self.pluginRun.progress, self.pluginRun.message)
 
 # %% ../../nbs/plugin.pluginbase.ipynb #9adf7d92
 class ExamplePlugin(PluginBase):

@@ -72,7 +72,7 @@ def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodE
     hint = ""
     if "not defined in the schema" in error.message and item.type not in client.declared:
         hint = f" (declare it first: client.add_to_schema({item.type}))"
-    return type(error)(error.status, f"could not {doing} {item!r}: {error.message}{hint}", doing, error.url)
+    return error.reworded(f"could not {doing} {item!r}: {error.message}{hint}", doing)
 
 def _ensure_id(item: Item) -> Item:
     if item.id is None: item.id = os.urandom(16).hex()
@@ -217,8 +217,7 @@ def _bulk_sent(number: int, size: int, reply, progress: tqdm):
     try: reply.result()
     except PodError as error:
         stored = {1: "nothing was stored", 2: "request 1 was stored"}.get(number, f"requests 1-{number - 1} were stored")
-        raise type(error)(error.status, f"request {number} failed ({stored}, nothing after it was sent): {error.message}",
-                          error.endpoint, error.url) from None
+        raise error.reworded(f"request {number} failed ({stored}, nothing after it was sent): {error.message}") from None
     progress.update(size)
 
 @patch

@@ -15,10 +15,10 @@ from fastcore.basics import patch
 from ...data.schema import PluginRun
 from ...pod.client import PodClient
 from ...pod.keys import pymemri_home
-from .prompts import (UNREACHABLE, AuthenticationError, LoginRequest, ask_and_wait, find_account,
+from .prompts import (UNREACHABLE, AuthenticationError, LoginRefused, LoginRequest, ask_and_wait, find_account,
                                                    redact, save_account)
 from ..pluginbase import PluginAborted, PluginBase
-from ..states import RunStatus
+from ..states import RunStatus, set_run_status
 
 # %% ../../../nbs/plugin.authenticators.password.ipynb #3d6f5410
 def credentials_path(plugin_name: str) -> Path:
@@ -52,15 +52,10 @@ class PasswordAuthenticator:
 
 # %% ../../../nbs/plugin.authenticators.password.ipynb #0f860545
 @patch
-def _report(self: PasswordAuthenticator, status: str, message: str):
-    self.pluginRun.status, self.pluginRun.message = status, message
-    if self.pluginRun.id is not None: self.client.update_item(self.pluginRun)
-
-@patch
 def _give_up(self: PasswordAuthenticator, message: str):
     self.account.errorMessage = message
     save_account(self.client, self.account)
-    self._report(RunStatus.error, message)
+    set_run_status(self.client, self.pluginRun, RunStatus.error, message)
     raise AuthenticationError(message)
 
 @patch
@@ -69,14 +64,17 @@ def _try(self: PasswordAuthenticator, login_callback, username: str, password: s
     try: return login_callback(username, password), None
     except PluginAborted: raise
     except UNREACHABLE as error: self._give_up(redact(f"{self.service} can't be reached: {error}", password))
-    except Exception as error: return None, redact(str(error) or type(error).__name__, password)
+    except LoginRefused as refused: return None, redact(str(refused) or "login refused", password)
+    except Exception as bug:  # a bug in the plugin, not a refusal: it goes on, with the password cut out of its message
+        bug.args = tuple(redact(arg, password) if isinstance(arg, str) else arg for arg in bug.args)
+        raise
 
 # %% ../../../nbs/plugin.authenticators.password.ipynb #3c52e2f2
 @patch
 def _logged_in(self: PasswordAuthenticator, result, status: str):
     self.account.errorMessage = None
     save_account(self.client, self.account)
-    if self.pluginRun.status != status: self._report(status, f"logged in to {self.service}")
+    if self.pluginRun.status != status: set_run_status(self.client, self.pluginRun, status, f"logged in to {self.service}")
     return result
 
 @patch
@@ -119,7 +117,7 @@ class ExamplePasswordPlugin(PluginBase):
     def login(self, username: str, password: str) -> dict:
         "Log in to the service; the person's profile."
         reply = requests.post(f"{self.service_url}/login", data={"username": username, "password": password}, timeout=10)
-        if reply.status_code == 401: raise ValueError(reply.json().get("error", "login refused"))
+        if reply.status_code == 401: raise LoginRefused(reply.json().get("error", "login refused"))
         reply.raise_for_status()
         return reply.json()
 

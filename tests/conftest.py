@@ -4,7 +4,8 @@
 can steer); `pod` is a fresh owner with a fresh key on it for every test. `start_server` starts further
 Pods with other settings (an owner list, a shared server, a real plugin process) and stops them after
 the test. `PodCaller.post` sends one `{auth, payload}` envelope and returns the `requests.Response`.
-`smtp_relay` is a fake SMTP relay over TLS, for `send_email`.
+`smtp_relay` is a fake SMTP relay over TLS, for `send_email`. `login_world` is a Pod and an OAuth provider to
+log in to, for the notebook-login tests.
 """
 import base64
 import hashlib
@@ -23,6 +24,7 @@ import pytest
 import requests
 
 from pymemri.testing.fixtures import RecordingLauncher
+from pymemri.testing.forms import LoginWorld
 from pymemri.server.serve import PodServer
 
 
@@ -209,3 +211,9 @@ def smtp_relay(tmp_path):
     relay.certificate = certificate
     yield relay
     relay.close()
+
+
+@pytest.fixture
+def login_world(tmp_path):
+    "A Pod and an OAuth provider to log in to, for the notebook-login tests (see `pymemri.testing.forms`)."
+    with LoginWorld(tmp_path) as world: yield world

@@ -21,7 +21,7 @@ import requests
 
 import loginkit
 from conftest import free_port
-from loginkit import PASSWORD, RUN_CELLS, LoginWorld
+from pymemri.testing.forms import PASSWORD, RUN_CELLS, LoginWorld
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -94,13 +94,6 @@ def browser(lab):
         browser.close()
 
 
-@pytest.fixture
-def world(tmp_path):
-    world = LoginWorld(tmp_path)
-    yield world
-    world.stop()
-
-
 def screenshot(locator, name: str, tmp_path: Path):
     "Keep a picture of `locator` in the test's folder, and in $PYMEMRI_SCREENSHOTS if set."
     locator.screenshot(path=tmp_path / name)
@@ -133,9 +126,9 @@ def answer_input_box(page, value: str) -> str:
 
 @pytest.mark.parametrize("kind", ["password", "oauth"])
 @pytest.mark.parametrize("kernel", list(KERNEL_NAMES))
-def test_login_in_jupyterlab(lab, browser, world, kernel, kind, tmp_path):
+def test_login_in_jupyterlab(lab, browser, login_world, kernel, kind, tmp_path):
     "Run the plugin as the docs teach, answer what appears, and see the plugin go on."
-    cells = [world.setup_cell(kind), RUN_CELLS["thread"]]
+    cells = [login_world.setup_cell(kind), RUN_CELLS["thread"]]
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     page.goto(lab.notebook(f"login-{kernel}-{kind}.ipynb", KERNEL_NAMES[kernel], cells))
     page.get_by_text("| Idle").wait_for(timeout=90_000)  # the kernel is up
@@ -163,6 +156,6 @@ def test_login_in_jupyterlab(lab, browser, world, kernel, kind, tmp_path):
     screenshot(cell, f"notebook-login-done-{kernel}-{kind}.png", tmp_path)
     assert cell.locator(".widget-button").count() == (1 if kernel == "dev" else 0)
     assert PASSWORD not in cell.inner_text()
-    account = world.account(kind)
+    account = login_world.account(kind)
     assert (account.displayName, account.externalId) == ("Alice", "alice")
     page.close()

@@ -17,7 +17,7 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
 import loginkit
-from loginkit import PASSWORD, RUN_CELLS, LoginWorld
+from pymemri.testing.forms import PASSWORD, RUN_CELLS, LoginWorld
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -129,13 +129,6 @@ def front(request, tmp_path_factory):
     front.stop()
 
 
-@pytest.fixture
-def world(tmp_path):
-    world = LoginWorld(tmp_path)
-    yield world
-    world.stop()
-
-
 def test_kernel_generations(front):
     "The two environments really hold the two kernel generations."
     requirement = KERNELS[front.kind]
@@ -144,15 +137,15 @@ def test_kernel_generations(front):
 
 @pytest.mark.parametrize("pattern", list(RUN_CELLS))
 @pytest.mark.parametrize("kind", ["password", "oauth"])
-def test_login_in_a_notebook(front, world, kind, pattern):
+def test_login_in_a_notebook(front, login_world, kind, pattern):
     "The person logs in with what the notebook shows, and the plugin goes on; a form appears only where it works."
-    setup = front.run(world.setup_cell(kind))
+    setup = front.run(login_world.setup_cell(kind))
     assert setup["reply"]["status"] == "ok", setup
     started = time.monotonic()
-    seen = front.run(RUN_CELLS[pattern], person_for(front, world, kind))
+    seen = front.run(RUN_CELLS[pattern], person_for(front, login_world, kind))
     assert seen["reply"]["status"] == "ok", seen["stderr"]
     assert "plugin done: imported the profile of Alice" in seen["stdout"], seen
-    account = world.account(kind)
+    account = login_world.account(kind)
     assert (account.displayName, account.externalId) == ("Alice", "alice")
     form_works = front.takes_widget_events and pattern == "thread"
     if form_works: assert (len(seen["forms"]), seen["prompts"]) == (1, []), seen
@@ -164,11 +157,11 @@ def test_login_in_a_notebook(front, world, kind, pattern):
           f"logged in after {time.monotonic() - started:.1f} s")
 
 
-def test_why_ipykernel6_gets_input_boxes(front, world):
+def test_why_ipykernel6_gets_input_boxes(front, login_world):
     "The control: a form forced onto the kernel shows and is filled in, but only ipykernel 7.4 and later hear it in time."
-    front.run(world.setup_cell("password").replace("timeout=60", "timeout=5"))
+    front.run(login_world.setup_cell("password").replace("timeout=60", "timeout=5"))
     front.run("import pymemri.plugin.authenticators.prompts as prompts; prompts.WIDGET_EVENTS_WHILE_WAITING = (0, 0)")
-    try: seen = front.run(RUN_CELLS["thread"], person_for(front, world, "password"))
+    try: seen = front.run(RUN_CELLS["thread"], person_for(front, login_world, "password"))
     finally: front.run("prompts.WIDGET_EVENTS_WHILE_WAITING = (7, 4)")
     assert len(seen["forms"]) == 1, seen
     if front.takes_widget_events: assert seen["reply"]["status"] == "ok", seen["stderr"]

@@ -43,9 +43,20 @@ class Checkup:
         for secret in sorted(self.secrets, key=len, reverse=True): line = line.replace(secret, "***")
         print(line, file=self.file or sys.stdout, flush=True)
 
-    def ok(self, what: str) -> bool: self.say(f"✔ {what}"); return True
-    def fail(self, what: str, fix: str) -> bool: self.failures += 1; self.say(f"✘ {what} — {fix}"); return False
-    def skip(self, what: str, why: str): self.say(f"- skipped: {what}, because {why}")
+    def ok(self, what: str) -> bool:
+        "Report that `what` holds: `✔ what`; True."
+        self.say(f"✔ {what}")
+        return True
+
+    def fail(self, what: str, fix: str) -> bool:
+        "Report that `what` does not hold, and how to `fix` it: `✘ what — fix`; counted, and False."
+        self.failures += 1
+        self.say(f"✘ {what} — {fix}")
+        return False
+
+    def skip(self, what: str, why: str):
+        "Report that `what` was not checked, and `why`."
+        self.say(f"- skipped: {what}, because {why}")
 
 # %% ../../nbs/plugin.doctor.ipynb #80352800
 def pod_address(address: str = None) -> tuple:

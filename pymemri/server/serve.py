@@ -72,6 +72,17 @@ class H11WithHeadTimeout(H11Protocol):
             logger.debug("dropped a connection that sent no complete request head in %d s", HEAD_TIMEOUT)
             self.transport.close()
 
+# %% ../../nbs/server.serve.ipynb #faad6224
+def listening_socket(host: str, port: int) -> socket.socket:
+    "A TCP socket bound to `host`:`port`, for uvicorn to listen on; an `OSError` if the port is taken."
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try: sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
 # %% ../../nbs/server.serve.ipynb #679f31d8
 def _serve(server: PodServer, sock: socket.socket):
     server._server.run(sockets=[sock])
@@ -79,9 +90,7 @@ def _serve(server: PodServer, sock: socket.socket):
 @patch
 def start(self: PodServer) -> PodServer:
     "Start serving; return once the Pod answers."
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((self.host, self.port))
+    sock = listening_socket(self.host, self.port)
     self.port = sock.getsockname()[1]
     self.url = f"http://{self.host}:{self.port}"
     try: self.app = create_app(self.data_dir, pod_address=self.url, **self.app_options)
@@ -107,17 +116,6 @@ def stop(self: PodServer):
     self._thread.join(timeout=10)
     close_pod(self.app.state.pod)
     self._server = None
-
-# %% ../../nbs/server.serve.ipynb #faad6224
-def listening_socket(host: str, port: int) -> socket.socket:
-    "A TCP socket bound to `host`:`port`, for uvicorn to listen on; an `OSError` if the port is taken."
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try: sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 # %% ../../nbs/server.serve.ipynb #48c3dc92
 def stored_owner() -> str:

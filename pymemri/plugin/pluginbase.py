@@ -24,7 +24,7 @@ from ..data.schema import PluginRun
 from ..pod.client import Dog, PodClient
 from .checkpoints import Checkpoints
 from .http import PoliteSession
-from .states import RunStatus, set_run_status
+from .states import set_run_status
 
 # %% ../../nbs/plugin.pluginbase.ipynb #8ca63f11
 class PluginError(ValueError):

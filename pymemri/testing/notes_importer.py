@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['NOTES_URL', 'Note', 'NotesImporter']
 
-# %% ../../nbs/testing.notes_importer.ipynb #558e085f
+# %% ../../nbs/testing.notes_importer.ipynb #62b5fcd8
 from fastcore.basics import patch
 from pydantic import SecretStr
 
@@ -13,14 +13,14 @@ from ..data.itembase import Item
 from ..plugin.authenticators.oauth import StandardOAuthAuthenticator
 from ..plugin.pluginbase import PluginBase, secret_value
 
-# %% ../../nbs/testing.notes_importer.ipynb #963a1271
+# %% ../../nbs/testing.notes_importer.ipynb #189b7638
 class Note(Item):
     "A note from the notes service."
     externalId: str
     title: str
     content: str
 
-# %% ../../nbs/testing.notes_importer.ipynb #e2218640
+# %% ../../nbs/testing.notes_importer.ipynb #94bb883b
 NOTES_URL = "http://127.0.0.1:38411"  # where this page serves the example notes service, as recorded in its cassette
 
 class NotesImporter(PluginBase):
@@ -39,7 +39,7 @@ class NotesImporter(PluginBase):
             check_url=f"{self.url}/api/me", client_id=client_id, client_secret=secret_value(client_secret),
             redirect_uri=f"{self.url}/callback", service="notes")
 
-# %% ../../nbs/testing.notes_importer.ipynb #822755b6
+# %% ../../nbs/testing.notes_importer.ipynb #e7d603e5
 @patch
 def fetch_page(self: NotesImporter, cursor: str = None) -> dict:
     "The page of notes after `cursor` (None: the first): `{'notes': [...], 'next_cursor': ...}`."
@@ -48,7 +48,7 @@ def fetch_page(self: NotesImporter, cursor: str = None) -> dict:
     reply.raise_for_status()
     return reply.json()
 
-# %% ../../nbs/testing.notes_importer.ipynb #7c8c7423
+# %% ../../nbs/testing.notes_importer.ipynb #6b03f1cc
 @patch
 def run(self: NotesImporter):
     "Import every note, a page and a checkpoint at a time, from where the last run stopped."

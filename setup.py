@@ -50,6 +50,7 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=["pymemri", "pymemri.*"]),
     include_package_data=True,
+    package_data={"pymemri.plugin": ["template_files/**/*"]},  # the plugin template's files (see plugin.template)
     python_requires=f">={cfg['min_python']}",
     install_requires=requirement_list("requirements"),
     extras_require=extras(),

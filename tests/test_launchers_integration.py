@@ -26,10 +26,12 @@ from pathlib import Path
 import pytest
 
 from conftest import PodCaller
+from pymemri.data.schema import Account
 from pymemri.plugin.cli import create_run
 from pymemri.plugin.template import create_project
 from pymemri.pod.client import PodClient
 from pymemri.server.launchers import KubernetesLauncher, PluginLaunch, plugin_log_path
+from pymemri.testing.notes_service import NotesService
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "DockerCheckPlugin"  # the plugin class of the project "Docker Check"
@@ -96,6 +98,17 @@ def plugin_image(base_image, tmp_path_factory) -> tuple:
     subprocess.run(["docker", "image", "rm", "--force", tag], capture_output=True, timeout=120)
 
 
+@pytest.fixture(scope="module")
+def notes_service():
+    "The notes service the template's example plugin imports from, on loopback (the plugin's container shares the host's network)."
+    with NotesService(n_notes=5000) as service: yield service
+
+
+def notes_account(server, owner, service: NotesService) -> Account:
+    "An Account in the owner's Pod with a token the notes service takes, for the example plugin's runs."
+    return PodClient(server.url, owner.owner, owner.key).create(Account(service="notes", identifier="alice", accessToken=service.issue_token()))
+
+
 def docker_pod(start_server, tmp_path) -> tuple:
     "`(server, owner)`: an embedded Pod with the docker runner (local images only), and a new owner on it."
     server = start_server(tmp_path / "data", plugin_runner="docker", docker_pull="never")
@@ -114,15 +127,18 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
 def test_docker_run_end_to_end(plugin_image, start_server, tmp_path):
     image, project = plugin_image
     server, owner = docker_pod(start_server, tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"note_count": 4}))
-    command = ["simulate_run_plugin_from_frontend", "--pod_full_address", server.url, "--owner_key", owner.owner,
-               "--database_key", owner.key, "--metadata", str(project / "metadata.json"), "--container", image,
-               "--config_file", str(tmp_path / "config.json"), "--timeout", "180"]
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "HOME": str(tmp_path)})
+    with NotesService(n_notes=4) as service:
+        account = notes_account(server, owner, service)
+        (tmp_path / "config.json").write_text(json.dumps({"url": service.url, "page_size": 2}))
+        command = ["simulate_run_plugin_from_frontend", "--pod_full_address", server.url, "--owner_key", owner.owner,
+                   "--database_key", owner.key, "--metadata", str(project / "metadata.json"), "--container", image,
+                   "--config_file", str(tmp_path / "config.json"), "--account_id", account.id, "--timeout", "180"]
+        ran = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "HOME": str(tmp_path)})
+        titles = sorted(note["title"] for note in service.notes)
     assert ran.returncode == 0, ran.stderr[-3000:]
     [run] = owner.search(type="PluginRun")
     assert f"Run {run['id']} is done" in ran.stderr and run["status"] == "done"
-    assert sorted(note["title"] for note in owner.search(type="Note")) == ["Note 1", "Note 2", "Note 3", "Note 4"]
+    assert sorted(note["title"] for note in owner.search(type="Note")) == titles
     log = plugin_log_path(server.data_dir / "logs", owner.owner, run["id"]).read_text()
     assert f"Running docker_check.plugin.{PLUGIN} on the Pod at {server.url}" in log and f"Done: {PLUGIN} finished" in log
     gone = lambda: docker("ps", "--all", "--quiet", "--filter", f"name={run['id']}") == ""
@@ -138,12 +154,13 @@ def command_lines() -> dict:
     return found
 
 
-def test_docker_run_aborted_with_secrets_off_command_lines(plugin_image, start_server, tmp_path):
+def test_docker_run_aborted_with_secrets_off_command_lines(plugin_image, notes_service, start_server, tmp_path):
     image, project = plugin_image
     server, owner = docker_pod(start_server, tmp_path)
     client = PodClient(server.url, owner.owner, owner.key)
     metadata = json.loads((project / "metadata.json").read_text())
-    run_id = create_run(client, metadata, container=image, config={"note_count": 100_000}).id
+    account = notes_account(server, owner, notes_service)
+    run_id = create_run(client, metadata, container=image, config={"url": notes_service.url, "page_size": 1}, account_id=account.id).id
     wait_for(lambda: (owner.get(run_id).get("progress") or 0) > 0, 120, "the plugin reporting progress")
     container = docker("ps", "--quiet", "--filter", f"name={run_id}")
     assert container, "no running container for the run"
@@ -167,11 +184,13 @@ def test_docker_run_aborted_with_secrets_off_command_lines(plugin_image, start_s
     assert f"Aborted: {PLUGIN} stopped because its run was aborted" in log
 
 
-def test_docker_container_stops_with_its_docker_run(plugin_image, start_server, tmp_path):
+def test_docker_container_stops_with_its_docker_run(plugin_image, notes_service, start_server, tmp_path):
     image, project = plugin_image
     server, owner = docker_pod(start_server, tmp_path)
     client = PodClient(server.url, owner.owner, owner.key)
-    run_id = create_run(client, json.loads((project / "metadata.json").read_text()), container=image, config={"note_count": 100_000}).id
+    account = notes_account(server, owner, notes_service)
+    run_id = create_run(client, json.loads((project / "metadata.json").read_text()), container=image,
+                        config={"url": notes_service.url, "page_size": 1}, account_id=account.id).id
     wait_for(lambda: (owner.get(run_id).get("progress") or 0) > 0, 120, "the plugin reporting progress")
     container = docker("ps", "--quiet", "--filter", f"name={run_id}")
     server.app.state.pod.launcher.processes[run_id].terminate()  # as a Pod stopping its plugins does

@@ -58,7 +58,8 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
                               "pod.keys"],
     "Embedded Pod": ["server.app", "server.serve", "server.store", "server.db", "server.search", "server.graphql",
                      "server.auth", "server.files", "server.launchers", "server.private"],
-    "Testing": ["testing", "testing.suite", "testing.fixtures", "testing.forms", "testing.oauth_provider", "testing.cassettes", "testing.notes_service"],
+    "Testing": ["testing", "testing.suite", "testing.fixtures", "testing.forms", "testing.oauth_provider", "testing.cassettes",
+                "testing.notes_service", "testing.notes_importer"],
 }
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WIDGET = "application/vnd.jupyter.widget-view+json"

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXIT_CODES', 'PROGRESS_FORMAT', 'store_keys', 'read_json_file', 'read_metadata', 'metadata_account', 'execute',
            'prepare', 'pod_environment', 'store_run', 'run_from_metadata', 'run_plugin', 'create_run', 'follow_run',
-           'simulate_run_plugin_from_frontend']
+           'resume_note', 'simulate_run_plugin_from_frontend']
 
 # %% ../../nbs/plugin.cli.ipynb #adca312c
 import json
@@ -243,6 +243,18 @@ def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
     try: return wait_for_status(client.api, run_id, FINAL_STATES, timeout=timeout, on_poll=show)
     finally: bar.close()
 
+# %% ../../nbs/plugin.cli.ipynb #a7c31e21
+def resume_note(client: PodClient, run: PluginRun) -> str:
+    "`Resuming from checkpoint: {...}` if the run's plugin has a saved state for its Account, else None."
+    from .checkpoints import load_state, state_of
+    from .http import REDACTED, is_secret_name
+    accounts = run.edges("account")
+    state = state_of(load_state(client, run.pluginModule, run.pluginName, accounts[0].id if accounts else None))
+    if not state: return None
+    def shown(value): return {key: REDACTED if is_secret_name(key) else shown(item) for key, item in value.items()} if isinstance(value, dict) else value
+    text = json.dumps(shown(state), sort_keys=True)
+    return f"Resuming from checkpoint: {text if len(text) <= 300 else text[:300] + ' …'}"
+
 # %% ../../nbs/plugin.cli.ipynb #bdb9e01e
 def _metadata_from_path(plugin_path: str) -> dict:
     if not plugin_path: raise CLIError("nothing to run: give --metadata FILE, or --plugin_path module.Class")
@@ -266,6 +278,7 @@ def simulate_run_plugin_from_frontend(metadata: str = None,  # Plugin metadata J
         with connected_client(**pod) as (client, server):
             run = create_run(client, plugin_metadata, container, config, account_id)
             print(f"Created PluginRun {run.id} for {run.pluginModule}.{run.pluginName}; the Pod starts it", file=sys.stderr)
+            if (resuming := resume_note(client, run)): print(resuming, file=sys.stderr)
             final = follow_run(client, run.id, timeout)
             log = plugin_log_path(server.data_dir / "logs", client.owner_key, run.id) if server else None
             print(f"Plugin log: {log}" if log else "Plugin log: kept by the Pod (the embedded Pod writes it under its data folder's logs/)", file=sys.stderr)

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
@@ -90,11 +91,17 @@ class UnrecordedRequest(CannotOverwriteExistingCassetteException):
         self.args = (f"unrecorded request {request.method} {request.uri} (not in cassette {cassette._path})\n\n{self.args[0]}",)
 
 class RedactingCassette(Cassette):
-    "A vcrpy Cassette that raises `UnrecordedRequest` for a request it can't replay."
+    "A vcrpy Cassette that raises `UnrecordedRequest` for a request it can't replay, and can replay at a service's pace."
+    latency = 0.0  # seconds each replayed answer takes, as the service would
+
     def filter_request(self, request):
         kept = super().filter_request(request)
         if kept is not None and self.write_protected: raise UnrecordedRequest(self, kept)
         return kept
+
+    def play_response(self, request):
+        if self.latency: time.sleep(self.latency)
+        return super().play_response(request)
 
 # %% ../../nbs/testing.cassettes.ipynb #0fdaa25a
 @contextmanager
@@ -125,7 +132,8 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
              secrets=(),  # Further secret values to redact wherever they appear
              pass_through=(),  # Pod addresses whose requests go through unrecorded (POD_ADDRESS is always one)
              skip_waits: bool = True,  # Skip PoliteSession's waits while replaying
-             match_on=tuple(MATCHERS)):  # What must agree for a request to match a recorded one
+             match_on=tuple(MATCHERS),  # What must agree for a request to match a recorded one
+             latency: float = 0.0):  # Seconds each replayed answer takes (0: at once), to pace a replay like the service
     "Record the HTTP requests made in this block to `path`, or replay them from it; secrets never reach the file."
     mode = mode or os.environ.get("PYMEMRI_CASSETTES") or "once"
     if mode not in {m.value for m in RecordMode} - {"any"}: raise ValueError(f"cassette mode must be once, none, new_episodes or all, got {mode!r}")
@@ -137,4 +145,5 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
                                      match_on=[MATCHERS[name] for name in match_on], before_record_request=keep,
                                      before_record_response=lambda response: redact_response(response, secrets))
     with recorder as tape, _quiet_vcr(), (mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()):
+        tape.latency = latency
         yield tape

@@ -45,8 +45,10 @@ class NotesService(OAuthTestServer):
                  rate_limit: int = None,  # Requests to /notes allowed per window (None: no limit)
                  window: float = 1.0,  # Seconds of a rate-limit window
                  max_page: int = 100,  # Largest `limit` a page may ask for
+                 port: int = 0,  # Port to serve on (0: a free one); a fixed one keeps recorded addresses stable
                  **oauth):  # users, client_id, client_secret, token_lifetime, … as for OAuthTestServer
         super().__init__(**oauth)
+        self.port = port
         self.notes, self.rate_limit, self.window, self.max_page = make_notes(n_notes, seed), rate_limit, window, max_page
         self.served = []  # (monotonic time, status) of every answer to /notes
         self._window_start, self._in_window, self._failures = 0.0, 0, []

@@ -26,6 +26,7 @@ from ..pod.api import RUN_ENDED, PodError
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, plugin_log_path, write_keys
 from .cli_options import CLIError, cli_errors, connected_client, with_pod_options
+from .http import WaitAborted
 from .pluginbase import PluginAborted, PluginBase, PluginError, check_config, load_plugin_class, parse_config, plugin_about
 from .states import FINAL_STATES, RunStatus, StatusListener, set_run_status, wait_for_status
 
@@ -125,7 +126,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
             try: plugin.run()
             finally: printed.flush()
         plugin._running = False
-    except (PluginAborted, KeyboardInterrupt):
+    except (PluginAborted, WaitAborted, KeyboardInterrupt):  # WaitAborted: the abort ended a wait of `self.http`
         plugin._running = False
         bar.close()
         if not plugin.abort_requested.is_set():

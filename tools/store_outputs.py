@@ -6,22 +6,25 @@ Run from the repository root after editing a notebook (then `python tools/build_
     python tools/store_outputs.py pod.client index    # the ones named
     python tools/store_outputs.py --flags docker      # also run the cells flagged `#| docker` (a Docker daemon answers)
 
-Each notebook runs in a fresh Jupyter kernel (nbclient, the kernel the notebook names, cwd `nbs/`), as
-`pytest --nbval` runs it. The cells `nbdev_test` skips (`#| eval: false`, the `tst_flags` of settings.ini) are not
+Each notebook runs in a fresh Jupyter kernel (nbclient, the kernel the notebook names, cwd `nbs/`, the
+environment plus `KERNEL_ENV` of nbs/conftest.py), as `pytest --nbval` runs it. The cells `nbdev_test` skips (`#| eval: false`, the `tst_flags` of settings.ini) are not
 run and keep the outputs they have. Streams are merged and carriage returns applied (a tqdm bar keeps its last
 state), as nbval does before comparing. A cell whose new outputs equal its stored ones once the patterns of
 `nbs/nbval_sanitize.cfg` mask what varies (ports, temp paths, ids, times) keeps the stored ones, so running this
 twice changes nothing. The notebook is then cleaned as `nbdev_clean` does (no execution counts, no metadata beyond
-settings.ini's). A notebook with a failing cell is left as it was, and the command exits 1 naming the cell.
+settings.ini's), and its metadata records a digest of the code the outputs come from (`pymemri.outputs_of`), so
+`tools/build_docs.py` can tell a notebook whose code changed since. A notebook with a failing cell is left as it
+was, and the command exits 1 naming the cell.
 """
-import argparse, configparser, copy, json, re, shutil, sys, tempfile, time
+import argparse, configparser, copy, hashlib, importlib.util, json, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from execnb.nbio import write_nb
-from nbdev.clean import _nbdev_clean
+from nbdev.clean import clean_nb
+from nbdev.config import get_config
 from nbdev.process import extract_directives
 from traitlets.config import Config
 
@@ -32,6 +35,25 @@ SETTINGS.read(ROOT / "settings.ini")
 SETTINGS = SETTINGS["DEFAULT"]
 SKIP, WIDGET = "skip-execution", "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def kernel_env() -> dict:
+    "`KERNEL_ENV` of nbs/conftest.py: what the environment of nbval's kernels has added."
+    spec = importlib.util.spec_from_file_location("pymemri_nbs_conftest", NBS / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.KERNEL_ENV
+
+
+def code_digest(nb: dict) -> str:
+    "A digest of the notebook's code cells: what its outputs depend on (prose does not count)."
+    sources = ["".join(cell["source"]) for cell in nb["cells"] if cell["cell_type"] == "code"]
+    return hashlib.sha256("\0".join(sources).encode()).hexdigest()[:12]
+
+
+def outputs_current(nb: dict) -> bool:
+    "Whether the outputs stored in `nb` (a notebook as JSON) come from its code as it is now."
+    return nb.get("metadata", {}).get("pymemri", {}).get("outputs_of") == code_digest(nb)
 
 
 class RunError(Exception): "A notebook that failed to run; the message names it and the cell."
@@ -90,7 +112,7 @@ def run(path: Path, skip_flags: set, patterns: list) -> int:
                             record_timing=False, allow_errors=False,
                             config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}),
                             on_cell_execute=lambda cell, cell_index: current.update(cell=cell, index=cell_index))
-    try: client.execute(cwd=str(NBS))
+    try: client.execute(cwd=str(NBS), env={**os.environ, **kernel_env()})
     except Exception as error:
         cell, reason = current.get("cell"), ANSI.sub("", str(error)).strip()
         if cell is None: raise RunError(f"{path.name}: the kernel did not start: {reason}") from None
@@ -104,7 +126,10 @@ def run(path: Path, skip_flags: set, patterns: list) -> int:
         before = [nbformat.from_dict(out) for out in old.get("outputs", [])]
         if comparable(outputs, patterns) != comparable(before, patterns):
             old["outputs"], changed = json.loads(json.dumps(outputs)), changed + 1
-    _nbdev_clean(raw, path=path)  # nbdev_clean's settings: no execution counts, only the metadata settings.ini allows
+    raw["metadata"]["pymemri"] = {"outputs_of": code_digest(raw)}  # settings.ini's allowed_metadata_keys keeps it
+    config = get_config(path=ROOT)  # as nbdev_clean cleans: no execution counts, only the metadata settings.ini allows
+    clean_nb(raw, config.clear_all, config.allowed_metadata_keys.split(), config.allowed_cell_metadata_keys.split(),
+             config.clean_ids)
     write_nb(raw, path)
     return changed
 

@@ -7,8 +7,8 @@ Run from the repository root after editing a notebook (then `python tools/build_
     python tools/store_outputs.py --flags docker      # also run the cells flagged `#| docker` (a Docker daemon answers)
 
 Each notebook runs in a fresh Jupyter kernel (nbclient, the kernel the notebook names, cwd `nbs/`, the
-environment plus `KERNEL_ENV` of nbs/conftest.py), as `pytest --nbval` runs it. The cells `nbdev_test` skips (`#| eval: false`, the `tst_flags` of settings.ini) are not
-run and keep the outputs they have. Streams are merged and carriage returns applied (a tqdm bar keeps its last
+environment plus `KERNEL_ENV` of nbs/conftest.py), as `pytest --nbval` runs it. The cells `nbdev_test` skips
+(`#| eval: false`, the `tst_flags` of settings.ini) are not run and keep the outputs they have. Streams are merged and carriage returns applied (a tqdm bar keeps its last
 state), as nbval does before comparing. A cell whose new outputs equal its stored ones once the patterns of
 `nbs/nbval_sanitize.cfg` mask what varies (ports, temp paths, ids, times) keeps the stored ones, so running this
 twice changes nothing. The notebook is then cleaned as `nbdev_clean` does (no execution counts, no metadata beyond

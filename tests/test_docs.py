@@ -92,7 +92,8 @@ def test_volatile_values_do_not_count_as_changes(tmp_path):
 def test_check_compares_every_page_without_running_a_notebook(tmp_path, monkeypatch, capsys):
     "`--check` builds every page from the outputs the notebooks store: no kernel starts, and only a changed file is named."
     def no_kernel(*args, **kwargs): raise AssertionError("build_docs started a kernel")
-    monkeypatch.setattr(jupyter_client.KernelManager, "start_kernel", no_kernel)
+    for manager in (jupyter_client.KernelManager, jupyter_client.AsyncKernelManager):
+        monkeypatch.setattr(manager, "start_kernel", no_kernel)
     docs = shutil.copytree(DOCS, tmp_path / "docs")
     index = docs / "search-index.js"
     index.write_text(index.read_text().replace("Pod", "P0d", 1))

@@ -68,7 +68,7 @@ VOLATILE = [(re.compile(r"(?<=127\.0\.0\.1:)\d{2,5}|(?<=127\.0\.0\.1%3A)\d{2,5}"
             (re.compile(r"(?<=state=)[\w-]{16,}"), "STATE")] + sanitize_patterns()  # and what nbval masks
 
 
-class BuildError(Exception): "A notebook that failed to run or to render; the message names it and the cell."
+class BuildError(Exception): "A notebook that failed to render; the message names it."
 
 
 def title_of(nb) -> tuple:

@@ -1,5 +1,6 @@
 """The documentation site in `docs/`: its links resolve, it shows no private names, it has a search index and a
-table of contents on every page, and `tools/build_docs.py --check` tells a fresh page from a stale one."""
+table of contents on every page, and `tools/build_docs.py --check` tells a fresh page from a stale one, from the
+outputs the notebooks store (`tools/store_outputs.py`), without running them."""
 import functools
 import importlib.util
 import json
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jupyter_client
 import pytest
 
 from pymemri._modidx import d as modidx
@@ -18,6 +20,7 @@ DOCS = ROOT / "docs"
 spec = importlib.util.spec_from_file_location("build_docs", ROOT / "tools" / "build_docs.py")
 build_docs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(build_docs)
+store_outputs = sys.modules["store_outputs"]  # tools/store_outputs.py, which build_docs imports
 PAGES = ["index"] + [name for names in build_docs.SIDEBAR.values() for name in names]
 
 
@@ -86,14 +89,30 @@ def test_volatile_values_do_not_count_as_changes(tmp_path):
     assert build_docs.stale(fresh, tmp_path) == ["b.html", "c.html"]
 
 
-def test_check_names_stale_files_and_passes_fresh_ones(tmp_path):
+def test_check_compares_every_page_without_running_a_notebook(tmp_path, monkeypatch, capsys):
+    "`--check` builds every page from the outputs the notebooks store: no kernel starts, and only a changed file is named."
+    def no_kernel(*args, **kwargs): raise AssertionError("build_docs started a kernel")
+    for manager in (jupyter_client.KernelManager, jupyter_client.AsyncKernelManager):
+        monkeypatch.setattr(manager, "start_kernel", no_kernel)
     docs = shutil.copytree(DOCS, tmp_path / "docs")
     index = docs / "search-index.js"
     index.write_text(index.read_text().replace("Pod", "P0d", 1))
-    smallest = min(PAGES[1:], key=lambda page: (ROOT / "nbs" / f"{page}.ipynb").stat().st_size)  # quickest to run
-    command = [sys.executable, str(ROOT / "tools" / "build_docs.py"), "--check", "--only", smallest,
-               "--docs", str(docs)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert result.returncode == 1, result.stderr
-    named = re.search(r"out of date: stale or missing: (.*)", result.stderr)
-    assert named and named[1] == "search-index.js", result.stderr  # the page and the stylesheet are fresh
+    monkeypatch.setattr(sys, "argv", ["build_docs.py", "--check", "--docs", str(docs)])
+    with pytest.raises(SystemExit) as exited: build_docs.main()
+    named = re.search(r"out of date: stale or missing: (.*)", str(exited.value))
+    assert named and named[1] == "search-index.js", exited.value  # every page, README.md and the stylesheet are fresh
+    (docs / "search-index.js").write_text(index.read_text().replace("P0d", "Pod", 1))
+    build_docs.main()
+    assert f"{docs} is up to date" in capsys.readouterr().out
+
+
+def test_a_notebook_whose_code_changed_since_its_outputs_were_stored_is_refused(tmp_path, monkeypatch):
+    stored = json.loads((ROOT / "nbs" / "pod.keys.ipynb").read_text())
+    assert store_outputs.outputs_current(stored)
+    code = next(cell for cell in stored["cells"] if cell["cell_type"] == "code" and not cell["source"].startswith("#|"))
+    code["source"] += "\nprint('a new line')"
+    (tmp_path / "pod.keys.ipynb").write_text(json.dumps(stored))
+    monkeypatch.setattr(build_docs, "NBS", tmp_path)
+    with pytest.raises(SystemExit) as exited: build_docs.load_notebooks(["pod.keys"])
+    assert "nbs/pod.keys.ipynb: code changed since the outputs were stored" in str(exited.value)
+    assert "python tools/store_outputs.py pod.keys" in str(exited.value)

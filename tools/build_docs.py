@@ -5,12 +5,10 @@ Run from the repository root:
     python tools/build_docs.py                    # write docs/ and README.md
     python tools/build_docs.py --only pod.client  # one page (index also rewrites README.md)
     python tools/build_docs.py --check            # fail, naming them, if pages in docs/ differ from a fresh build
-    python tools/build_docs.py --execute          # run every notebook, even those that store outputs
-    python tools/build_docs.py --flags docker     # also run the cells flagged `#| docker` (a Docker daemon answers)
 
-A notebook that stores outputs is shown with them and is not run. One that stores none is run in a fresh
-Jupyter kernel (cwd `nbs/`, `PYMEMRI_HOME` a new temp dir; the notebook file is never written), skipping the
-cells `nbdev_test` skips (`#| eval: false`, the `tst_flags` of settings.ini).
+No notebook is run: each page shows the outputs its notebook stores, which `python tools/store_outputs.py`
+writes (and `pytest --nbval` checks). A notebook whose code changed since its outputs were stored is an error
+that names it and the command that stores them, and nothing is written.
 
 For display, nbdev's processors drop `#| hide` cells and `#| hide_line` lines, and nbdev's `add_show_docs`
 adds a `show_doc` section after each export cell for every public name it defines (plus a class's public
@@ -26,18 +24,16 @@ from the network. Values that change from run to run
 (loopback ports, hex ids, millisecond times) don't count as changes: a page whose only differences are
 those is left as it is, so rebuilding changes nothing, and `--check` compares everything else.
 """
-import argparse, ast, configparser, functools, html, importlib, inspect, json, os, re, shutil, sys, tempfile, textwrap
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import argparse, ast, configparser, functools, html, importlib, inspect, json, re, sys, tempfile, textwrap
 from pathlib import Path
 
 import nbformat
 from execnb.nbio import dict2nb, mk_cell, nb2dict
 from fastcore.docments import DocmentTbl
-from nbclient import NotebookClient
 from nbconvert import HTMLExporter, MarkdownExporter
 from nbconvert.filters import markdown2html_mistune
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
-from nbdev.process import NBProcessor, extract_directives
+from nbdev.process import NBProcessor
 from nbdev.processors import add_show_docs, clean_magics, filter_stream_, hide_, hide_line, rm_header_dash
 from nbdev.showdoc import BasicMarkdownRenderer, showdoc_nm
 from pygments.formatters import HtmlFormatter
@@ -49,6 +45,8 @@ SETTINGS = configparser.ConfigParser(interpolation=None)
 SETTINGS.read(ROOT / "settings.ini")
 SETTINGS = SETTINGS["DEFAULT"]
 sys.path.insert(0, str(ROOT))  # document the pymemri of this checkout
+sys.path.insert(0, str(ROOT / "tools"))
+from store_outputs import outputs_current, sanitize_patterns  # noqa: E402
 
 SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index` is the home page
     "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.cli_options", "plugin.entrypoint", "plugin.notebooks", "plugin.states", "plugin.template",
@@ -63,14 +61,15 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
 }
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WIDGET = "application/vnd.jupyter.widget-view+json"
+LANGUAGE = {"name": "python", "pygments_lexer": "ipython3"}  # code is highlighted as IPython (`!cmd`, `%magic`)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TEMP_HOME = re.compile(re.escape(tempfile.gettempdir()) + r"/[\w.-]+(?=/(pod_keys|pod|plugins)\b)")  # PYMEMRI_HOME's folders
 VOLATILE = [(re.compile(r"(?<=127\.0\.0\.1:)\d{2,5}|(?<=127\.0\.0\.1%3A)\d{2,5}"), "PORT"),  # values a rerun changes
             (re.compile(r"(?<![\w-])[0-9a-f]{16,64}(?![\w-])"), "HEX"), (re.compile(r"\b1[6-9]\d{11}\b"), "MILLIS"),
-            (re.compile(r"(?<=state=)[\w-]{16,}"), "STATE")]
+            (re.compile(r"(?<=state=)[\w-]{16,}"), "STATE")] + sanitize_patterns()  # and what nbval masks
 
 
-class BuildError(Exception): "A notebook that failed to run or to render; the message names it and the cell."
+class BuildError(Exception): "A notebook that failed to render; the message names it."
 
 
 def title_of(nb) -> tuple:
@@ -91,55 +90,19 @@ def module_of(nb) -> str:
     return ""
 
 
-def stores_outputs(nb) -> bool: return any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+# The notebooks, with the outputs tools/store_outputs.py stored in them
 
-
-# Running notebooks that store no outputs
-
-def execute(path: Path, skip_flags: set) -> tuple:
-    "Run the notebook at `path` in a new kernel: the executed notebook (JSON) and the PYMEMRI_HOMEs it used."
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        found = extract_directives(cell, remove=False) if cell.cell_type == "code" else {}
-        if found.get("eval:", [""])[0].lower() == "false" or skip_flags & found.keys():
-            cell.metadata.setdefault("tags", []).append("skip-execution")
-    nb.cells.append(nbformat.v4.new_code_cell('import os; print(os.environ.get("PYMEMRI_HOME", ""), end="")'))
-    work, current = tempfile.mkdtemp(prefix="pymemri-docs-"), {}
-    home, sockets = os.path.join(work, "home"), os.path.join(work, "kernel")  # ipc sockets: no TCP, no warning
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
-                            config=Config({"KernelManager": {"transport": "ipc", "ip": sockets}}),
-                            on_cell_execute=lambda cell, cell_index: current.update(cell=cell, index=cell_index))
-    try: os.mkdir(home); client.execute(cwd=str(NBS), env={**os.environ, "PYMEMRI_HOME": home, "COLUMNS": "100"})  # help texts wrap alike everywhere
-    except Exception as error:
-        cell, reason = current.get("cell"), ANSI.sub("", str(error)).strip()
-        if cell is None: raise BuildError(f"{path.name}: the kernel did not start: {reason}") from None
-        raise BuildError(f"{path.name}: cell {current['index']} (id {cell.get('id', '?')}) failed:\n"
-                         + (reason if cell.source in reason else f"{cell.source}\n{reason}")) from None
-    finally: shutil.rmtree(work, ignore_errors=True)
-    probe = nb.cells.pop()
-    homes = [home] + [out.text for out in probe.outputs if out.get("name") == "stdout" and out.text.strip()]
-    return nbformat.writes(nb), homes
-
-
-def load_notebooks(names: list, execute_all: bool, jobs: int, flags: list = ()) -> dict:
-    "name: (notebook JSON, temp homes) for each of `names`, run first if it stores no outputs; exit 1 naming failures."
-    results, to_run = {}, []
+def load_notebooks(names: list) -> dict:
+    "name: (notebook JSON, temp homes) for each of `names`, as stored; exit 1 naming those whose outputs are not current."
+    results, stale_outputs = {}, []
     for name in names:
-        nb = nbformat.read(NBS / f"{name}.ipynb", as_version=4)
-        if execute_all or not stores_outputs(nb): to_run.append(name)
-        else: results[name] = nbformat.writes(nb), []
-    if to_run:
-        why = "" if execute_all else " that store no outputs"
-        print(f"running {len(to_run)} notebook(s){why}; {len(results)} shown from their stored outputs", file=sys.stderr)
-    skip_flags, failures = set(SETTINGS.get("tst_flags", "").split()) - set(flags), []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, NBS / f"{name}.ipynb", skip_flags): name for name in to_run}
-        for future in as_completed(futures):
-            try: results[futures[future]] = future.result()
-            except BuildError as error: failures.append(str(error))
-            print(f"{'ok  ' if futures[future] in results else 'FAIL'} {futures[future]}", file=sys.stderr)
-    if failures:
-        sys.exit("\n\n".join(f"Error: nbs/{failure}" for failure in failures) + "\n\nThe docs were not changed.")
+        raw = json.loads((NBS / f"{name}.ipynb").read_text(encoding="utf-8"))
+        if not outputs_current(raw): stale_outputs.append(name)
+        results[name] = json.dumps(raw), []
+    if stale_outputs:
+        sys.exit("Error: " + ", ".join(f"nbs/{name}.ipynb" for name in stale_outputs)
+                 + ": code changed since the outputs were stored (or none were). Store them with: python tools/store_outputs.py "
+                 + " ".join(stale_outputs) + "\nThe docs were not changed.")
     return results
 
 
@@ -337,6 +300,7 @@ def show_options(cell):
 def for_display(nb_json: str, homes: list, outputs: bool = True):
     "The notebook as it is shown: hidden cells and directives gone, outputs tidied, the API reference added."
     nb = nbformat.reads(nb_json, as_version=4)
+    nb.metadata.setdefault("language_info", LANGUAGE)  # what a kernel reports, which nbdev_clean drops
     module_name = module_of(nb)
     if outputs: tidy_outputs(nb, homes)
     else:
@@ -511,10 +475,10 @@ def volatile(text: str) -> str:
     return text
 
 
-def build(names: list, pages: dict, execute_all: bool, jobs: int, flags: list = ()) -> dict:
+def build(names: list, pages: dict) -> dict:
     "file name: content, for the pages `names`, README.md if the index is one of them, and the shared assets."
     symbols, files, entries = symbol_links(), {}, []
-    results = load_notebooks(names, execute_all, jobs, flags)
+    results = load_notebooks(names)
     for name in pages:  # pages not built still give their search entries, from their prose and API reference
         try:
             if name in results: nb = for_display(*results[name])
@@ -547,12 +511,7 @@ def main():
     parser.add_argument("--only", metavar="NAME", help="rebuild this page only (e.g. pod.client)")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; fail, naming them, if pages differ from a fresh build")
-    parser.add_argument("--execute", action="store_true", help="run every notebook, also those that store outputs")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the site's folder (default: docs/)")
-    parser.add_argument("--flags", nargs="+", default=[], metavar="FLAG",
-                        help="also run the cells with these test flags, as nbdev_test --flags does (e.g. docker)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="notebooks run at once (faster, but cells sensitive to timing may fail)")
     args = parser.parse_args()
     names = [path.stem for path in sorted(NBS.glob("*.ipynb"))]
     listed = [name for group in SIDEBAR.values() for name in group]
@@ -563,7 +522,7 @@ def main():
     pages = {name: title_of(nbformat.read(NBS / f"{name}.ipynb", as_version=4)) for name in ["index"] + listed}
     only = args.only and args.only.removesuffix(".ipynb")
     if only and only not in pages: sys.exit(f"Error: no notebook nbs/{only}.ipynb")
-    files = build([only] if only else list(pages), pages, args.execute, args.jobs, args.flags)
+    files = build([only] if only else list(pages), pages)
 
     if args.check:
         present = {path.name for path in args.docs.glob("*") if path.is_file()}

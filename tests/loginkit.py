@@ -21,7 +21,7 @@ def cache_dir() -> Path:
 
 
 def kernel_python(requirement: str) -> Path:
-    "The Python of a virtual environment with pymemri (this checkout, with the notebook form) and `requirement` (an ipykernel), made once and reused."
+    "The Python of a virtual environment with pymemri (this checkout, notebook form) and `requirement` (an ipykernel), made once."
     settings = (ROOT / "settings.ini").read_text()
     key = hashlib.sha256(f"{sys.version}|{ROOT}|{requirement}|{settings}".encode()).hexdigest()[:12]
     folder = cache_dir() / f"venv-{requirement.replace('==', '-')}-{key}"

@@ -13,8 +13,10 @@ TOOLS = dict(line.split("=") for line in SETTINGS["DEFAULT"]["console_scripts"].
 SHARED = ["--pod_full_address", "--owner_key", "--database_key"]
 FLAGS = {  # the flags users type; these names must not change
     "run_plugin": ["--plugin_run_id", "--read_args_from_env", "--metadata", "--config_file", "--about", "--reset_state", *SHARED],
-    "simulate_run_plugin_from_frontend": ["--metadata", "--plugin_path", "--container", "--config_file", "--account_id", "--timeout", *SHARED],
-    "plugin_doctor": ["--pod_full_address", "--metadata", "--plugin_path", "--config_file", "--account_id", "--docker", "--owner_key", "--database_key"],
+    "simulate_run_plugin_from_frontend": ["--metadata", "--plugin_path", "--container", "--config_file", "--account_id", "--timeout",
+                                          *SHARED],
+    "plugin_doctor": ["--pod_full_address", "--metadata", "--plugin_path", "--config_file", "--account_id", "--docker",
+                      "--owner_key", "--database_key"],
     "simulate_enter_credentials": ["--plugin_run_id", "--username", "--password", "--timeout", *SHARED],
     "simulate_enter_oauth_code": ["--plugin_run_id", "--code", "--timeout", *SHARED],
     "store_keys": ["--owner_key", "--database_key", "--replace"],
@@ -32,7 +34,7 @@ def test_every_flag_is_explained(name):
     shown = [action for action in parser._actions if action.help != "==SUPPRESS=="]
     unexplained = [action.option_strings or action.dest for action in shown if not (action.help or "").strip()]
     assert not unexplained, f"{name}: flags without help: {unexplained}"
-    if name in FLAGS: assert [flag for action in shown for flag in action.option_strings if flag != "-h" and flag != "--help"] == FLAGS[name]
+    if name in FLAGS: assert [flag for action in shown for flag in action.option_strings if flag not in ("-h", "--help")] == FLAGS[name]
 
 
 @pytest.mark.parametrize("name", sorted(FLAGS))

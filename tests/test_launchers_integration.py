@@ -88,7 +88,8 @@ def make_wheels(folder: Path, python_version: str):
 def plugin_image(base_image, tmp_path_factory) -> tuple:
     "`(tag, project)`: a template project, built into an image by its own Dockerfile on `base_image`, with no network."
     project = create_project("Docker Check", dest=tmp_path_factory.mktemp("docker"))
-    python_version = docker("run", "--rm", "--network=none", base_image, "python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])")
+    python_version = docker("run", "--rm", "--network=none", base_image,
+                            "python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])")
     assert python_version == "3.11", f"the base image {base_image} has Python {python_version}; pymemri needs 3.11"
     make_wheels(project / "wheels", python_version)
     tag = f"pymemri-test-plugin:{secrets.token_hex(4)}"
@@ -106,7 +107,8 @@ def notes_service():
 
 def notes_account(server, owner, service: NotesService) -> Account:
     "An Account in the owner's Pod with a token the notes service takes, for the example plugin's runs."
-    return PodClient(server.url, owner.owner, owner.key).create(Account(service="notes", identifier="alice", accessToken=service.issue_token()))
+    account = Account(service="notes", identifier="alice", accessToken=service.issue_token())
+    return PodClient(server.url, owner.owner, owner.key).create(account)
 
 
 def docker_pod(start_server, tmp_path) -> tuple:
@@ -172,7 +174,8 @@ def test_docker_run_aborted_with_secrets_off_command_lines(plugin_image, notes_s
                 "token permissions": token["encryptedPermissions"]}
     lines = command_lines()
     assert any("docker run" in line and "--env=POD_AUTH_JSON" in line for line in lines.values()), "the launcher's docker run was not seen"
-    leaks = [f"{name} in the command line of process {pid}" for pid, line in lines.items() for name, value in secrets_.items() if value in line]
+    leaks = [f"{name} in the command line of process {pid}"
+             for pid, line in lines.items() for name, value in secrets_.items() if value in line]
     assert leaks == []
 
     owner.call("update_item", {"id": run_id, "status": "aborted"})
@@ -264,7 +267,8 @@ def test_kubernetes_launcher_sends_the_pod_manifest(kubernetes_api):
                           auth_token=token)
     KubernetesLauncher(namespace="plugins", public_domain="plugins.example.org").launch(launch)
     [request] = kubernetes_api.requests
-    assert (request["method"], request["path"], request["authorization"]) == ("POST", "/api/v1/namespaces/plugins/pods", "Bearer stub-token")
+    assert ((request["method"], request["path"], request["authorization"])
+            == ("POST", "/api/v1/namespaces/plugins/pods", "Bearer stub-token"))
     name = request["body"]["metadata"]["name"]
     assert re.fullmatch(r"c0f0f0f0f0f-registryexampleorgim-run0001-[0-9a-f]{8}", name), name
     assert request["body"] == {
@@ -289,7 +293,8 @@ def test_kubernetes_plugin_run_through_the_pod(kubernetes_api, start_server, tmp
     assert request["path"] == "/api/v1/namespaces/plugins/pods"
     [container] = request["body"]["spec"]["containers"]
     environment = {env["name"]: env["value"] for env in container["env"]}
-    assert (container["image"], environment["POD_PLUGINRUN_ID"], environment["POD_OWNER"]) == ("registry.example.org/importer:1.2", run_id, owner.owner)
+    assert ((container["image"], environment["POD_PLUGINRUN_ID"], environment["POD_OWNER"])
+            == ("registry.example.org/importer:1.2", run_id, owner.owner))
     assert environment["POD_FULL_ADDRESS"] == server.url and environment["PLUGIN_DNS"] == "http://localhost"
     assert json.loads(environment["POD_TARGET_ITEM"])["id"] == run_id
     plugin_auth = {"type": "PluginAuth", **json.loads(environment["POD_AUTH_JSON"])}

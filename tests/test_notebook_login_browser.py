@@ -143,7 +143,8 @@ def test_login_in_jupyterlab(lab, browser, login_world, kernel, kind, tmp_path):
             cell.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
             screenshot(cell, "notebook-login-form.png", tmp_path)
         else:
-            cell.get_by_role("textbox", name="Code", exact=True).fill(log_in_at_provider(page, cell.get_by_role("link", name="Open the login page of example-oauth")))
+            link = cell.get_by_role("link", name="Open the login page of example-oauth")
+            cell.get_by_role("textbox", name="Code", exact=True).fill(log_in_at_provider(page, link))
             screenshot(cell, "notebook-login-form-oauth.png", tmp_path)
         cell.get_by_role("button", name="Log in").click()
         cell.get_by_text("Sent. The plugin goes on.").wait_for(timeout=30_000)

@@ -56,7 +56,8 @@ class FrontEnd:
                 seen["prompts"].append(message["content"])
                 self.client.input(person("input", message["content"], seen))
             for message in self._drain(self.client.shell_channel):
-                if message["parent_header"].get("msg_id") == msg_id and message["msg_type"] == "execute_reply": seen["reply"] = message["content"]
+                if message["parent_header"].get("msg_id") == msg_id and message["msg_type"] == "execute_reply":
+                    seen["reply"] = message["content"]
             time.sleep(0.02)
         time.sleep(0.2)  # the last outputs can trail the reply
         for message in self._drain(self.client.iopub_channel): self._show(message, msg_id, seen, person)

@@ -10,5 +10,6 @@ NOTES_CASSETTE = Path(__file__).resolve().parents[1] / "nbs" / "cassettes" / "no
 TestExampleImporter = plugin_test_suite(ExampleImporter, config={"api_token": "tok-for-the-suite", "page_size": 2},
                                         account={"service": "notes", "identifier": "ada", "secret": "hunter22"})
 
-TestNotesImporter = plugin_test_suite(NotesImporter, account={"service": "notes", "identifier": "alice", "accessToken": "token-for-the-tests"},
+TestNotesImporter = plugin_test_suite(NotesImporter,
+                                      account={"service": "notes", "identifier": "alice", "accessToken": "token-for-the-tests"},
                                       cassette=NOTES_CASSETTE)

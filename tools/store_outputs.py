@@ -8,13 +8,13 @@ Run from the repository root after editing a notebook (then `python tools/build_
 
 Each notebook runs in a fresh Jupyter kernel (nbclient, the kernel the notebook names, cwd `nbs/`, the
 environment plus `KERNEL_ENV` of nbs/conftest.py), as `pytest --nbval` runs it. The cells `nbdev_test` skips
-(`#| eval: false`, the `tst_flags` of settings.ini) are not run and keep the outputs they have. Streams are merged and carriage returns applied (a tqdm bar keeps its last
-state), as nbval does before comparing. A cell whose new outputs equal its stored ones once the patterns of
-`nbs/nbval_sanitize.cfg` mask what varies (ports, temp paths, ids, times) keeps the stored ones, so running this
-twice changes nothing. The notebook is then cleaned as `nbdev_clean` does (no execution counts, no metadata beyond
-settings.ini's), and its metadata records a digest of the code the outputs come from (`pymemri.outputs_of`), so
-`tools/build_docs.py` can tell a notebook whose code changed since. A notebook with a failing cell is left as it
-was, and the command exits 1 naming the cell.
+(`#| eval: false`, the `tst_flags` of settings.ini) are not run and keep the outputs they have. Streams are merged
+and carriage returns applied (a tqdm bar keeps its last state), as nbval does before comparing. A cell whose new
+outputs equal its stored ones once the patterns of `nbs/nbval_sanitize.cfg` mask what varies (ports, temp paths,
+ids, times) keeps the stored ones, so running this twice changes nothing. The notebook is then cleaned as
+`nbdev_clean` does (no execution counts, no metadata beyond settings.ini's), and its metadata records a digest of
+the code the outputs come from (`pymemri.outputs_of`), so `tools/build_docs.py` can tell a notebook whose code
+changed since. A notebook with a failing cell is left as it was, and the command exits 1 naming the cell.
 """
 import argparse, configparser, copy, hashlib, importlib.util, json, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor, as_completed

@@ -175,7 +175,8 @@ from the cassette (requests to the Pod go through):
 ```python
 client = PodClient(server.url)
 account = Account(service="notes", identifier="alice", accessToken="any-token: the recording answers")
-run = store_run(client, PluginRun(pluginModule="{{package}}.plugin", pluginName="{{plugin_class}}", containerImage="none", status="idle"), account)
+run = store_run(client, PluginRun(pluginModule="{{package}}.plugin", pluginName="{{plugin_class}}", containerImage="none",
+                                  status="idle"), account)
 with cassette(CASSETTE, mode="none", pass_through=[server.url]):
     test_eq(execute({{plugin_class}}(pluginRun=run, client=client), show_progress=False), 0)
 test_eq(len(client.search(Note)), 100)

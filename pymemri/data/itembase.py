@@ -150,7 +150,8 @@ class Item:
             try: value = check_value(self.type, name, pytype, value)
             except TypeError as error:
                 if name not in self.secret_properties: raise
-                raise TypeError(f"{self.type}.{name} must be {VALUE_TYPES[pytype]} ({pytype.__name__}), got {type(value).__name__} ***") from None
+                raise TypeError(f"{self.type}.{name} must be {VALUE_TYPES[pytype]} ({pytype.__name__}), "
+                                f"got {type(value).__name__} ***") from None
             self._changed.add(name)
         object.__setattr__(self, name, value)
 

@@ -108,16 +108,19 @@ def checkpoint(client: PodClient, state_item: PluginState, state: dict, items=()
     _declare(client, PluginState)
     items, edges = list(items), list(edges)
     existing = find_existing(client, [*items, state_item])
-    if _identity(state_item) in existing: state_item.id = existing[_identity(state_item)]["id"]  # saved by a checkpoint whose answer was lost
+    # saved by a checkpoint whose answer was lost
+    if _identity(state_item) in existing: state_item.id = existing[_identity(state_item)]["id"]
     to_create, to_update = _plan(items, existing)
     new_edges = _plan_edges(items, edges, existing)
-    done = {"created": len(to_create), "updated": len(to_update), "unchanged": len(items) - len(to_create) - len(to_update), "edges": len(new_edges)}
+    done = {"created": len(to_create), "updated": len(to_update), "unchanged": len(items) - len(to_create) - len(to_update),
+            "edges": len(new_edges)}
     state_id = state_item.id or os.urandom(16).hex()
     if state_item.id is None: to_create.append({**state_item.to_json(), "id": state_id, "stateJson": state_json})
     else: to_update.append({"id": state_id, "stateJson": state_json})
     body = orjson.dumps({"createItems": to_create, "updateItems": to_update, "createEdges": new_edges})
     if len(body) > MAX_CHECKPOINT_BYTES:
-        raise ValueError(f"a checkpoint of {len(items)} items is {len(body) / 2**20:.1f} MiB, more than the Pod takes in one request: checkpoint more often")
+        raise ValueError(f"a checkpoint of {len(items)} items is {len(body) / 2**20:.1f} MiB, "
+                         "more than the Pod takes in one request: checkpoint more often")
     try: client.api._post("bulk", payload_json=body)
     except PodError as error:
         outcome = "nothing was saved" if error.status else "the Pod saved all of it or nothing, the next checkpoint will tell"

@@ -65,7 +65,8 @@ def read_metadata(path: str) -> dict:
 def metadata_account(metadata: dict, path: str = "") -> Account:
     "A new `Account` from the metadata's `account` object (service, identifier, secret, …)."
     account = metadata["account"]
-    if not isinstance(account, dict): raise CLIError(f"metadata file {path}: account must be a JSON object (service, identifier, secret, …)")
+    if not isinstance(account, dict):
+        raise CLIError(f"metadata file {path}: account must be a JSON object (service, identifier, secret, …)")
     try: return Account(**account)
     except TypeError as error: raise CLIError(f"metadata file {path}: account: {error}") from None
 
@@ -138,7 +139,8 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         plugin._running = False
         bar.close()  # so that what follows starts on a line of its own
         if not _run_ended(error): return _failed(plugin, error)
-        print(f"Aborted: {name} stopped because its run was aborted or ended elsewhere (the Pod no longer takes its token)", file=sys.stderr)
+        print(f"Aborted: {name} stopped because its run was aborted or ended elsewhere (the Pod no longer takes its token)",
+              file=sys.stderr)
         return EXIT_CODES[RunStatus.aborted]
     finally:
         bar.close()
@@ -179,7 +181,8 @@ def _run_id(plugin_run_id: str, environment: dict) -> str:
 
 def _pod_from_environment(environment: dict, pod_full_address: str = None, owner_key: str = None, database_key: str = None) -> dict:
     "The Pod flags given, with the address, owner and token a Pod gave in `environment` where none was given."
-    return dict(pod_full_address=pod_full_address or environment.get("POD_FULL_ADDRESS"), owner_key=owner_key or environment.get("POD_OWNER"),
+    return dict(pod_full_address=pod_full_address or environment.get("POD_FULL_ADDRESS"),
+                owner_key=owner_key or environment.get("POD_OWNER"),
                 database_key=database_key, auth_json=environment.get("POD_AUTH_JSON"))
 
 def store_run(client: PodClient, run: PluginRun, account=None) -> PluginRun:
@@ -199,7 +202,7 @@ def run_from_metadata(client: PodClient, metadata: dict) -> PluginRun:
 @call_parse
 @with_pod_options
 def run_plugin(plugin_run_id: str = None,  # Run the PluginRun with this id from the Pod
-               read_args_from_env: store_true = False,  # Read POD_FULL_ADDRESS, POD_PLUGINRUN_ID, POD_OWNER, POD_AUTH_JSON, POD_TARGET_ITEM, as a plugin the Pod started
+               read_args_from_env: store_true = False,  # Read the POD_* variables (address, run, owner, auth), as a plugin the Pod started
                metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, config, account
                config_file: str = None,  # JSON file with the plugin's config (replaces the metadata's or the run's)
                about: store_true = False,  # Print the plugin's description, config (as JSON Schema) and item types as JSON, and exit
@@ -211,7 +214,8 @@ def run_plugin(plugin_run_id: str = None,  # Run the PluginRun with this id from
         plugin_metadata = read_metadata(metadata) if metadata else None
         if about:
             if not plugin_metadata: raise CLIError("--about needs --metadata to know which plugin to describe")
-            return print(json.dumps(plugin_about(load_plugin_class(plugin_metadata["pluginModule"], plugin_metadata["pluginName"])), indent=2))
+            plugin = load_plugin_class(plugin_metadata["pluginModule"], plugin_metadata["pluginName"])
+            return print(json.dumps(plugin_about(plugin), indent=2))
         run_id = _run_id(plugin_run_id, environment)
         if not (run_id or plugin_metadata):
             raise CLIError("nothing to run: give --metadata FILE, --plugin_run_id ID, or --read_args_from_env in a plugin the Pod started")
@@ -252,7 +256,9 @@ def resume_note(client: PodClient, run: PluginRun) -> str:
     accounts = run.edges("account")
     state = state_of(load_state(client, run.pluginModule, run.pluginName, accounts[0].id if accounts else None))
     if not state: return None
-    def shown(value): return {key: REDACTED if is_secret_name(key) else shown(item) for key, item in value.items()} if isinstance(value, dict) else value
+    def shown(value):
+        if not isinstance(value, dict): return value
+        return {key: REDACTED if is_secret_name(key) else shown(item) for key, item in value.items()}
     text = json.dumps(shown(state), sort_keys=True)
     return f"Resuming from checkpoint: {text if len(text) <= 300 else text[:300] + ' …'}"
 
@@ -265,13 +271,14 @@ def _metadata_from_path(plugin_path: str) -> dict:
 
 @call_parse
 @with_pod_options
-def simulate_run_plugin_from_frontend(metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, containerImage, config, account
-                                      plugin_path: str = None,  # The plugin as module.Class, instead of --metadata
-                                      container: str = None,  # containerImage for the run (default: the metadata's, else pymemri)
-                                      config_file: str = None,  # JSON file with the plugin's config
-                                      account_id: str = None,  # Id of an Account item to give the run (its `account` edge), instead of the metadata's account
-                                      timeout: float = None,  # Stop following the run after this many seconds
-                                      **pod):  # The Pod address and keys (see `pod_options`)
+def simulate_run_plugin_from_frontend(
+    metadata: str = None,  # Plugin metadata JSON file: pluginModule, pluginName, containerImage, config, account
+    plugin_path: str = None,  # The plugin as module.Class, instead of --metadata
+    container: str = None,  # containerImage for the run (default: the metadata's, else pymemri)
+    config_file: str = None,  # JSON file with the plugin's config
+    account_id: str = None,  # Id of an Account item to give the run (its `account` edge), instead of the metadata's account
+    timeout: float = None,  # Stop following the run after this many seconds
+    **pod):  # The Pod address and keys (see `pod_options`)
     "Start a plugin through the Pod, as the app does, and follow its run until it ends."
     with cli_errors():
         plugin_metadata = read_metadata(metadata) if metadata else _metadata_from_path(plugin_path)
@@ -282,7 +289,8 @@ def simulate_run_plugin_from_frontend(metadata: str = None,  # Plugin metadata J
             if (resuming := resume_note(client, run)): print(resuming, file=sys.stderr)
             final = follow_run(client, run.id, timeout)
             log = plugin_log_path(server.data_dir / "logs", client.owner_key, run.id) if server else None
-            print(f"Plugin log: {log}" if log else "Plugin log: kept by the Pod (the embedded Pod writes it under its data folder's logs/)", file=sys.stderr)
+            print(f"Plugin log: {log}" if log else "Plugin log: kept by the Pod (the embedded Pod writes it under its data folder's logs/)",
+                  file=sys.stderr)
     if final["status"] == RunStatus.done: return print(f"Run {run.id} is done", file=sys.stderr)
     print(f"Error: run {run.id} ended {final['status']}: {final.get('message') or 'no message'}", file=sys.stderr)
     sys.exit(EXIT_CODES.get(final["status"], 1))

@@ -39,9 +39,10 @@ def cli_errors():
         sys.exit(130)
 
 # %% ../../nbs/plugin.cli_options.ipynb #4bccb55c
-def pod_options(pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030 if a Pod answers there, else an embedded Pod)
-                owner_key: str = None,  # Owner key (default: the stored keys, see store_keys)
-                database_key: str = None):  # Database key (default: the stored keys, see store_keys)
+def pod_options(
+    pod_full_address: str = None,  # Pod address (default: $POD_ADDRESS, else http://localhost:3030 if a Pod answers, else an embedded Pod)
+    owner_key: str = None,  # Owner key (default: the stored keys, see store_keys)
+    database_key: str = None):  # Database key (default: the stored keys, see store_keys)
     "The Pod address and keys that the tools share, as a dict: the one definition of those flags and their help."
     return dict(pod_full_address=pod_full_address, owner_key=owner_key, database_key=database_key)
 
@@ -79,7 +80,7 @@ def _asked_address(url: str = None) -> str:
     return url
 
 def pod_for_cli(url: str = None, quiet: bool = False, owner_key: str = None) -> tuple:
-    "`(address, started server or None)`: the Pod at `url` or `$POD_ADDRESS`, else at the default address, else an embedded one for `owner_key` alone."
+    "`(address, started server or None)`: the Pod at `url` or `$POD_ADDRESS`, else the default, else an embedded one for `owner_key` alone."
     if url := _asked_address(url): return url, None
     default = DEFAULT_POD_ADDRESS
     if pod_answers(default, timeout=0.5): return default, None
@@ -108,7 +109,7 @@ def _embedded_pod(default: str, quiet: bool, owner_key: str) -> tuple:
 # %% ../../nbs/plugin.cli_options.ipynb #b390970a
 @contextmanager
 def connected_client(pod_full_address: str = None, owner_key: str = None, database_key: str = None, auth_json: str = None):
-    "`(PodClient, started server or None)` for the Pod at `pod_full_address` (or the default, or an embedded one for this owner alone); stops that server at the end."
+    "`(PodClient, started server or None)` for `pod_full_address`, the default Pod, or an embedded one; stops that server at the end."
     if auth_json and not owner_key: raise CLIError("a plugin token (POD_AUTH_JSON) needs its owner (POD_OWNER or --owner_key)")
     if not auth_json: owner_key, database_key = keys_for_cli(owner_key, database_key)
     url, server = pod_for_cli(pod_full_address, owner_key=owner_key)

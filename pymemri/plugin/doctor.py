@@ -92,8 +92,11 @@ def stored_keys(report: Checkup, owner_key: str = None, database_key: str = None
     "`(owner_key, database_key)`: those given, else the stored ones (checked and reported); None if there are none."
     if owner_key and database_key: return report.ok("keys given on the command line") and (owner_key, database_key)
     try: owner, key = read_keys()
-    except FileNotFoundError: return report.fail(f"no keys are stored in {keys_path()}", "create them with store_keys (or give --owner_key and --database_key)") or None
-    except ValueError as error: return report.fail(f"the stored keys can't be used: {str(error).split(';')[0]}", "write them again: store_keys --replace") or None
+    except FileNotFoundError:
+        return report.fail(f"no keys are stored in {keys_path()}",
+                           "create them with store_keys (or give --owner_key and --database_key)") or None
+    except ValueError as error:
+        return report.fail(f"the stored keys can't be used: {str(error).split(';')[0]}", "write them again: store_keys --replace") or None
     report.hide(owner, key)
     report.ok(f"keys are stored in {keys_path()}")
     return owner_key or owner, database_key or key
@@ -130,10 +133,13 @@ def import_failure(module: str) -> tuple:
     try: importlib.import_module(module)
     except ModuleNotFoundError as error:
         if error.name and (module == error.name or module.startswith(error.name + ".")):
-            return f"no module {module!r} is found", "check pluginModule, and that the module is on the Python path (PYTHONPATH, or pip install -e your project)"
-        return f"importing {module} fails: ModuleNotFoundError: {error}", f"install {error.name}, which {module} imports (and list it in your project's requirements)"
+            return (f"no module {module!r} is found",
+                    "check pluginModule, and that the module is on the Python path (PYTHONPATH, or pip install -e your project)")
+        return (f"importing {module} fails: ModuleNotFoundError: {error}",
+                f"install {error.name}, which {module} imports (and list it in your project's requirements)")
     except Exception as error:
-        return f"importing {module} fails: {type(error).__name__}: {error}", f'fix the module; python -c "import {module}" shows the traceback'
+        return (f"importing {module} fails: {type(error).__name__}: {error}",
+                f'fix the module; python -c "import {module}" shows the traceback')
     return None
 
 def hide_secrets(report: Checkup, config, account=None):
@@ -148,13 +154,15 @@ def check_plugin(report: Checkup, metadata: str = None, plugin_path: str = None)
         return None, None
     try: found = plugin_metadata(metadata, plugin_path)
     except CLIError as error:
-        return report.fail(str(error), f"fix {metadata}" if metadata else "name the plugin as module.Class, e.g. my_plugin.plugin.MyPlugin") or (None, None)
+        fix = f"fix {metadata}" if metadata else "name the plugin as module.Class, e.g. my_plugin.plugin.MyPlugin"
+        return report.fail(str(error), fix) or (None, None)
     hide_secrets(report, found.get("config"), found.get("account"))
     module, name = found["pluginModule"], found["pluginName"]
     failure = import_failure(module)
     if failure: return report.fail(*failure) or (found, None)
     try: plugin = load_plugin_class(module, name)
-    except PluginError as error: return report.fail(str(error), "check pluginName in the metadata, or the class in --plugin_path") or (found, None)
+    except PluginError as error:
+        return report.fail(str(error), "check pluginName in the metadata, or the class in --plugin_path") or (found, None)
     report.ok(f"the plugin {module}.{name} imports")
     return found, plugin
 
@@ -193,7 +201,8 @@ def check_schema(report: Checkup, plugin: type, items: list) -> bool:
     classes = list(plugin.schema_classes)
     if not classes: return report.ok(f"{plugin.__name__} declares no schema_classes: nothing to compare with the Pod's schema")
     try: schema_items(*classes)
-    except TypeError as error: return report.fail(f"{plugin.__name__}.schema_classes: {error}", "give each property one type, in Item classes")
+    except TypeError as error:
+        return report.fail(f"{plugin.__name__}.schema_classes: {error}", "give each property one type, in Item classes")
     conflicts = schema_conflicts(classes, pod_schema(items))
     if conflicts:
         return report.fail("; ".join(conflicts), "rename these properties in your item types, or give them the Pod's type")
@@ -226,28 +235,36 @@ def check_account(report: Checkup, plugin: type, metadata: dict, client: PodClie
     kind = plugin_authenticator(plugin, metadata)
     if account_id and client is None: return report.skip(f"Account {account_id}", "the Pod did not accept the keys, so it can't be read")
     try: account = plugin_account(client, metadata, account_id)
-    except PodError as error: return report.fail(f"Account {account_id} can't be read ({error.status}: {error.message})", "give the id of an Account item in this Pod")
+    except PodError as error:
+        return report.fail(f"Account {account_id} can't be read ({error.status}: {error.message})",
+                           "give the id of an Account item in this Pod")
     if account is not None: report.hide(*(getattr(account, name) for name in Account.secret_properties))
     if kind is None:
         what = f"its Account ({account.service or 'no service'}) is not checked" if account else "no Account to check"
         return report.ok(f"{what}: the plugin uses neither the password nor the OAuth authenticator")
     test, needed = NEEDS[kind]
     if account is None:
-        return report.fail(f"the plugin logs in with the {kind} authenticator, but has no Account", "give one: an account object in the metadata, or --account_id ID")
+        return report.fail(f"the plugin logs in with the {kind} authenticator, but has no Account",
+                           "give one: an account object in the metadata, or --account_id ID")
     present = [name for name in needed if getattr(account, name)]
     if not test(getattr(account, name) for name in needed):
         missing = [name for name in needed if name not in present]
-        return report.fail(f"its Account ({account.service or 'no service'}) lacks {' and '.join(missing) if test is all else ' or '.join(missing)} for the {kind} authenticator", ACCOUNT_FIXES[kind])
+        lacks = " and ".join(missing) if test is all else " or ".join(missing)
+        return report.fail(f"its Account ({account.service or 'no service'}) lacks {lacks} for the {kind} authenticator",
+                           ACCOUNT_FIXES[kind])
     return report.ok(f"its Account ({account.service or 'no service'}) has {' and '.join(present)} for the {kind} authenticator")
 
 # %% ../../nbs/plugin.doctor.ipynb #aee41032
 def check_docker(report: Checkup, metadata: dict = None) -> bool:
     "Whether Docker answers and the plugin's containerImage is here (checked and reported)."
     docker = shutil.which("docker")
-    if docker is None: return report.fail("docker is not installed here", "install Docker, or let the Pod run plugins as processes (start_pod --plugin_runner process, the default)")
+    if docker is None:
+        return report.fail("docker is not installed here",
+                           "install Docker, or let the Pod run plugins as processes (start_pod --plugin_runner process, the default)")
     try: answers = subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0
     except subprocess.TimeoutExpired: answers = False
-    if not answers: return report.fail("docker does not answer docker info", "start the Docker daemon, and make sure you may use it (the docker group)")
+    if not answers:
+        return report.fail("docker does not answer docker info", "start the Docker daemon, and make sure you may use it (the docker group)")
     report.ok("docker answers")
     image = (metadata or {}).get("containerImage")
     if not image or image == "none": return report.skip("the plugin's image", "the metadata names no containerImage")
@@ -267,7 +284,8 @@ def diagnose(report: Checkup, pod_full_address: str = None, owner_key: str = Non
         report.skip("its config, schema and Account", "the plugin does not load")
     elif plugin is not None:
         check_plugin_config(report, plugin, found, config_file)
-        if schema is None: report.skip("its schema_classes against the Pod's schema", "the Pod's schema can't be read without a Pod that accepts the keys")
+        if schema is None:
+            report.skip("its schema_classes against the Pod's schema", "the Pod's schema can't be read without a Pod that accepts the keys")
         else: check_schema(report, plugin, schema)
         check_account(report, plugin, found, client, account_id)
     if docker: check_docker(report, found)
@@ -285,6 +303,7 @@ def plugin_doctor(pod_full_address: str = None,  # Pod address (default: $POD_AD
                   **pod):  # The owner and database keys (see `pod_options`)
     "Check what a plugin run needs, one line each (✔, or ✘ and the fix); exit 1 if anything is ✘."
     with cli_errors():
-        report = diagnose(Checkup(), pod_full_address, pod.get("owner_key"), pod.get("database_key"), metadata, plugin_path, config_file, account_id, docker)
+        report = diagnose(Checkup(), pod_full_address, pod.get("owner_key"), pod.get("database_key"), metadata, plugin_path, config_file,
+                          account_id, docker)
         report.say(f"{report.failures} check{'s' * (report.failures != 1)} failed" if report.failures else "All checks passed")
     if report.failures: sys.exit(1)

@@ -68,7 +68,8 @@ def redact_library_logs():
     "Put a `RedactingFilter` on the loggers of the libraries under `requests` (once)."
     for name in LIBRARY_LOGGERS:
         library_logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactingFilter) for existing in library_logger.filters): library_logger.addFilter(RedactingFilter())
+        if not any(isinstance(existing, RedactingFilter) for existing in library_logger.filters):
+            library_logger.addFilter(RedactingFilter())
 
 # %% ../../nbs/plugin.http.ipynb #1f65af97
 def _reset_seconds(value: str) -> float:
@@ -129,7 +130,8 @@ class PoliteRetry(Retry):
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if url and _pool is not None and not url.startswith(("http://", "https://")): url = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url}"
+        if url and _pool is not None and not url.startswith(("http://", "https://")):
+            url = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url}"
         retry.request_line = f"{method} {redact_url(url)}"
         return retry
 
@@ -210,7 +212,8 @@ class PoliteSession(requests.Session):
 def _wait_turn(self: PoliteSession, request: requests.PreparedRequest):
     "Wait for the rate limit and for the service's rate-limit window, logging the wait."
     host, reasons = urlsplit(request.url).netloc, []
-    if self.limiter: reasons.append((self.limiter.take(), f"to keep to {self.limiter.rate:g} requests per {self.limiter.per:g} s", "rate_limit"))
+    if self.limiter:
+        reasons.append((self.limiter.take(), f"to keep to {self.limiter.rate:g} requests per {self.limiter.per:g} s", "rate_limit"))
     quiet = self._quiet_until.get(host, 0) - time.monotonic()
     if quiet > 0: reasons.append((quiet, "for the service's rate-limit window to reset", "RateLimit-Reset"))
     wait, why, source = max(reasons, default=(0, "", ""))

@@ -169,7 +169,8 @@ def config_model(cls: type) -> type:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*shadows an attribute", category=UserWarning)
             return create_model(f"{cls.__name__}Config", __config__=_DERIVED, **fields)
-    except Exception as error: raise PluginError(f"{cls.__name__}'s config types can't be checked: {type(error).__name__}: {error}") from None
+    except Exception as error:
+        raise PluginError(f"{cls.__name__}'s config types can't be checked: {type(error).__name__}: {error}") from None
 
 # %% ../../nbs/plugin.pluginbase.ipynb #14f8cb3e
 def _secret(schema: dict) -> bool:
@@ -198,7 +199,8 @@ def plugin_about(cls: type) -> dict:
     "A plugin's description, configuration (as JSON Schema) and item types, as JSON-ready data."
     schema = {item.__name__: {name: _type_name(kind) for name, kind in item.property_types.items() if name not in BASE_PROPERTIES}
               for item in cls.schema_classes}
-    return {"plugin": f"{cls.__module__}.{cls.__name__}", "description": inspect.getdoc(cls) or "", "config": config_schema(cls), "schema": schema}
+    return {"plugin": f"{cls.__module__}.{cls.__name__}", "description": inspect.getdoc(cls) or "", "config": config_schema(cls),
+            "schema": schema}
 
 # %% ../../nbs/plugin.pluginbase.ipynb #f17126fb
 def parse_config(config) -> dict:
@@ -230,7 +232,7 @@ def _unknown_keys(model: type, config: dict) -> list:
     return [key for key in config if key not in names]
 
 def check_config(cls: type, config) -> dict:
-    "`config` (a dict or its JSON text), checked against `cls`'s configuration, as keyword arguments; a `PluginError` naming the problem otherwise."
+    "`config` (a dict or its JSON text) checked against `cls`'s config, as keyword arguments; else a `PluginError` naming the problem."
     name = cls.__name__
     try: config = parse_config(config)
     except PluginError as error: raise PluginError(f"{name}'s {error}") from None
@@ -241,7 +243,8 @@ def check_config(cls: type, config) -> dict:
     except (TypeError, ValueError) as error: raise PluginError(f"{name}'s config must be JSON data: {error}") from None
     try: checked = model.model_validate_json(text)
     except ValidationError as error: raise PluginError(_config_problems(name, error)) from None
-    names = model.model_fields if getattr(cls, "Config", None) is not None else checked.model_fields_set  # a declared model owns its defaults
+    # a declared model owns its defaults
+    names = model.model_fields if getattr(cls, "Config", None) is not None else checked.model_fields_set
     return {field: getattr(checked, field) for field in names} | (checked.model_extra or {})
 
 # %% ../../nbs/plugin.pluginbase.ipynb #741ad16f

@@ -60,7 +60,8 @@ TEMPLATE_FILES = Path(pymemri.__file__).parent / "plugin" / "template_files"
 
 def template_paths() -> list:
     "The template's files, as paths relative to `TEMPLATE_FILES`."
-    return sorted(path.relative_to(TEMPLATE_FILES) for path in TEMPLATE_FILES.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    return sorted(path.relative_to(TEMPLATE_FILES) for path in TEMPLATE_FILES.rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts)
 
 # %% ../../nbs/plugin.template.ipynb #5cfd9705
 def fill(template: str, values: dict) -> str:
@@ -79,7 +80,8 @@ def project_path(template_path: Path, values: dict) -> str:
 def fill_file(template_path: Path, values: dict) -> str:
     "The text of the template file `template_path`, filled with `values` (JSON-escaped in a JSON file)."
     text = (TEMPLATE_FILES / template_path).read_text(encoding="utf-8")
-    if Path(template_path).suffix in (".ipynb", ".json"): values = {key: json.dumps(str(value), ensure_ascii=False)[1:-1] for key, value in values.items()}
+    if Path(template_path).suffix in (".ipynb", ".json"):
+        values = {key: json.dumps(str(value), ensure_ascii=False)[1:-1] for key, value in values.items()}
     return fill(text, values)
 
 # %% ../../nbs/plugin.template.ipynb #a854bbf7
@@ -113,7 +115,8 @@ def create_project(name: str, description: str = None, author: str = None, dest:
     folder = Path(dest) / names.project
     if folder.exists() and not folder.is_dir(): raise TemplateError(f"{folder} exists and is not a folder")
     if folder.exists() and any(folder.iterdir()) and not force:
-        raise TemplateError(f"{folder} already exists and is not empty; choose another --dest, or pass --force to write the template's files into it")
+        raise TemplateError(f"{folder} already exists and is not empty; "
+                            "choose another --dest, or pass --force to write the template's files into it")
     for path, text in project_files(names, description, author).items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_text(text, encoding="utf-8")
@@ -122,11 +125,12 @@ def create_project(name: str, description: str = None, author: str = None, dest:
 
 # %% ../../nbs/plugin.template.ipynb #76a40ea8
 @call_parse
-def plugin_from_template(name: str,  # The plugin's name, e.g. "My Importer": project my-importer, package my_importer, class MyImporterPlugin
-                         description: str = None,  # One line on what the plugin does (default: "NAME, a plugin for the Memri Pod")
-                         author: str = None,  # The author, for settings.ini (default: "NAME developers")
-                         dest: str = ".",  # The folder to make the project's folder in
-                         force: store_true = False):  # Write into a project folder that is not empty (replaces the template's files, keeps the others)
+def plugin_from_template(
+    name: str,  # The plugin's name, e.g. "My Importer": project my-importer, package my_importer, class MyImporterPlugin
+    description: str = None,  # One line on what the plugin does (default: "NAME, a plugin for the Memri Pod")
+    author: str = None,  # The author, for settings.ini (default: "NAME developers")
+    dest: str = ".",  # The folder to make the project's folder in
+    force: store_true = False):  # Write into a project folder that is not empty (replaces the template's files, keeps the others)
     "Make a new plugin project: an nbdev project with an example plugin, its tests, a Dockerfile and CI."
     try:
         folder = create_project(name, description, author, dest, force)

@@ -228,7 +228,8 @@ def bulk_action(self: PodClient, create_items=(), update_items=(), delete_items=
     edges = _bulk_edges(create_items, update_items, list(create_edges))
     operations = _bulk_operations(create_items, update_items, delete_items, edges)
     total = len(create_items) + len(update_items) + len(delete_items) + len(edges)
-    progress = tqdm(total=total, unit="op", desc="uploading items", disable=show_progress is False or show_progress is None and total < 10_000)
+    hidden = show_progress is False or show_progress is None and total < 10_000
+    progress = tqdm(total=total, unit="op", desc="uploading items", disable=hidden)
     with progress, ThreadPoolExecutor(max_workers=1) as sender:
         sent = None
         for number, batch in enumerate(_batches(operations, max_bytes), 1):
@@ -247,7 +248,8 @@ def upload_file(self: PodClient, data: bytes) -> str:
     try: self.api.upload_file(data, sha256)
     except PodConflict: pass
     except PodNotFound as error:
-        raise PodNotFound(404, f"no File item has sha256 {sha256}: create it first, e.g. File(sha256=...)", error.endpoint, error.url) from None
+        raise PodNotFound(404, f"no File item has sha256 {sha256}: create it first, e.g. File(sha256=...)",
+                          error.endpoint, error.url) from None
     return sha256
 
 @patch

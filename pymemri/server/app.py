@@ -116,9 +116,11 @@ def _strings(payload, fields: tuple, message: str) -> dict:
     return payload
 
 def _new_item_shape(item) -> dict:
-    if type(_object("an item", item).get("type")) is not str: raise PodFailure(400, f"an item needs a string type, got {_describe(item.get('type'))}")
+    if type(_object("an item", item).get("type")) is not str:
+        raise PodFailure(400, f"an item needs a string type, got {_describe(item.get('type'))}")
     _new_id(item), _date(item, "dateCreated", 0), _date(item, "dateModified", 0)
-    if type(item.get("deleted", False)) is not bool: raise PodFailure(400, f"deleted must be true or false, got {_describe(item['deleted'])}")
+    if type(item.get("deleted", False)) is not bool:
+        raise PodFailure(400, f"deleted must be true or false, got {_describe(item['deleted'])}")
     return item
 
 def _update_shape(update) -> dict:
@@ -136,7 +138,8 @@ def _id_shape(item_id) -> str:
 def _edge_shape(edge) -> dict:
     for field in ("_source", "_target", "_name"):
         if type(_object("an edge", edge).get(field)) is not str: raise PodFailure(400, f"an edge needs a string {field}")
-    if edge.get("_self") is not None and type(edge["_self"]) is not str: raise PodFailure(400, f"edge _self {str(edge['_self'])[:40]!r} is not an item")
+    if edge.get("_self") is not None and type(edge["_self"]) is not str:
+        raise PodFailure(400, f"edge _self {str(edge['_self'])[:40]!r} is not an item")
     return edge
 
 def _search_shape(query) -> dict:
@@ -168,7 +171,8 @@ PAYLOAD_SHAPES = {
     "create_item": _new_item_shape, "get_item": _id_shape, "delete_item": _delete_shape, "search": _search_shape,
     "update_item": lambda payload: _update_shape(_object("update_item", payload, "update_item takes an object with the item's id")),
     "get_edges": check_edges_query, "create_edge": _edge_shape, "bulk": _bulk_shape, "graphql": parse_query, "get_file": _get_file_shape,
-    "send_email": lambda payload: _strings(payload, ("to", "subject", "body"), "send_email takes {\"to\", \"subject\", \"body\"}, all strings"),
+    "send_email": lambda payload: _strings(payload, ("to", "subject", "body"),
+                                           "send_email takes {\"to\", \"subject\", \"body\"}, all strings"),
     "trigger/status": lambda payload: _strings(payload, ("item_id", "trigger_id", "status"),
                                                "trigger/status takes {\"item_id\", \"trigger_id\", \"status\"}, all strings")}
 
@@ -358,7 +362,7 @@ async def receive_upload(request: Request, state: PodState, key: str = None) -> 
     return upload
 
 async def store_upload(request: Request, owner: str, key: str, sha256: str, run_id: str = None):
-    "Check the owner, key and name of an upload, then receive and store it (creating a new owner's database only for a body that matches its sha256)."
+    "Check an upload's owner, key and name, then receive and store it (making a new owner's database only if the body matches its sha256)."
     state = request.app.state.pod
     check_sha256(sha256)
     database = await run_in_threadpool(open_database, state, owner, key) if state.store.exists(owner) else None

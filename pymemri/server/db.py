@@ -23,7 +23,7 @@ from fastcore.basics import patch
 
 # %% ../../nbs/server.db.ipynb #10aa7c99
 class PodFailure(Exception):
-    "A request the embedded Pod refuses: the HTTP `status`, the `message` sent back, and a `code` for clients to act on (see `failure_reply`)."
+    "A request the embedded Pod refuses: the HTTP `status`, the `message` sent back, a `code` for clients to act on (see `failure_reply`)."
     def __init__(self, status: int, message: str, code: str = None):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code

@@ -87,7 +87,8 @@ def kept_key(database: OwnerDatabase, sha256: str) -> str:
             "WHERE s.name = 'sha256' AND s.value = ?", (sha256,))}
     if len(keys) > 1: raise PodFailure(400, "the File items with this sha256 have different keys")
     key = keys.pop() if keys else None
-    if key is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", key): raise PodFailure(400, "a File item's key must be 64 hexadecimal characters")
+    if key is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", key):
+        raise PodFailure(400, "a File item's key must be 64 hexadecimal characters")
     return key
 
 # %% ../../nbs/server.files.ipynb #79ecd66e
@@ -114,7 +115,8 @@ def store_file(database: OwnerDatabase, folder: Path, sha256: str, body):
                 if not items: raise PodFailure(404, "no item has this sha256: create the File item first")
                 database.connection.executemany(
                     "INSERT INTO strings VALUES (?, ?, ?) ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
-                    [(item, name, value) for (item,) in items for name, value in (("key", kept or upload.key.hex()), ("nonce", upload.header.hex()))])
+                    [(item, name, value) for (item,) in items
+                     for name, value in (("key", kept or upload.key.hex()), ("nonce", upload.header.hex()))])
             _link_once(upload.path, path)
     finally: upload.discard()
 

@@ -134,7 +134,8 @@ def docker_error(log_path: Path) -> str:
     "The last error `docker` itself wrote to the log at `log_path` (lines starting with `docker: `), or `''`."
     try: tail = Path(log_path).read_bytes()[-4096:].decode(errors="replace")
     except OSError: return ""
-    errors = [line.removeprefix("docker: ").removeprefix("Error response from daemon: ") for line in tail.splitlines() if line.startswith("docker: ")]
+    errors = [line.removeprefix("docker: ").removeprefix("Error response from daemon: ")
+              for line in tail.splitlines() if line.startswith("docker: ")]
     return errors[-1].strip() if errors else ""
 
 @patch

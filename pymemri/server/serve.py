@@ -130,7 +130,7 @@ def stored_owner() -> str:
 def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens the Pod to the network)
               port: int = 3030,  # Port to listen on
               data_dir: str = None,  # Folder for databases, files and plugin logs (default ~/.pymemri/pod); one Pod per folder
-              owners: str = None,  # ANY, or comma-separated SHA-256 hashes of allowed owner keys (default: env POD_OWNER_HASHES, else the stored keys' owner)
+              owners: str = None,  # ANY, or comma-separated SHA-256 hashes of owner keys (default $POD_OWNER_HASHES, else the stored owner)
               plugin_runner: str = "process",  # How to start plugins: process, docker or kubernetes
               plugins_callback_address: str = None,  # Pod address given to plugins (default http://localhost:PORT)
               docker_network: str = "host",  # Docker network for plugin containers
@@ -152,7 +152,8 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
     if docker_pull not in ("always", "missing", "never"): sys.exit("Error: --docker_pull must be always, missing or never")
     if min(max_plugin_runs, max_plugin_runs_per_owner, max_reply_mb) < 1: sys.exit("Error: the limits must be at least 1")
     try: sock = listening_socket(host, port)
-    except OSError as error: sys.exit(f"Error: can't listen on {host}:{port} ({error.strerror}); is a Pod already running there? Choose another --port")
+    except OSError as error:
+        sys.exit(f"Error: can't listen on {host}:{port} ({error.strerror}); is a Pod already running there? Choose another --port")
     os.umask(0o077)
     data_dir = Path(data_dir or default_data_dir()).expanduser()
     smtp = {"relay": smtp_relay, "port": smtp_port, "user": smtp_user, "password": os.environ.get("EMAIL_SMTP_PASSWORD")}

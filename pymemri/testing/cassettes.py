@@ -136,7 +136,8 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
              latency: float = 0.0):  # Seconds each replayed answer takes (0: at once), to pace a replay like the service
     "Record the HTTP requests made in this block to `path`, or replay them from it; secrets never reach the file."
     mode = mode or os.environ.get("PYMEMRI_CASSETTES") or "once"
-    if mode not in {m.value for m in RecordMode} - {"any"}: raise ValueError(f"cassette mode must be once, none, new_episodes or all, got {mode!r}")
+    if mode not in {m.value for m in RecordMode} - {"any"}:
+        raise ValueError(f"cassette mode must be once, none, new_episodes or all, got {mode!r}")
     pods, secrets = pod_addresses(pass_through), [str(secret) for secret in secrets if secret]
     def keep(request): return None if _endpoint(request.uri) in pods else redact_request(request, secrets)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +145,7 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
     recorder = RedactingCassette.use(path=str(path), serializer=yamlserializer, record_mode=RecordMode(mode),
                                      match_on=[MATCHERS[name] for name in match_on], before_record_request=keep,
                                      before_record_response=lambda response: redact_response(response, secrets))
-    with recorder as tape, _quiet_vcr(), (mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()):
+    no_waits = mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()
+    with recorder as tape, _quiet_vcr(), no_waits:
         tape.latency = latency
         yield tape

@@ -47,7 +47,8 @@ class LoginWorld:
     def setup_cell(self, kind: str) -> str:
         "The cell that makes the example plugin of `kind` (`password` or `oauth`) for this Pod and provider."
         plugin, url_name, _ = LOGIN_PLUGINS[kind]
-        return SETUP_CELL.format(home=str(self.home), pod_url=self.pod.url, plugin=plugin, url_name=url_name, provider_url=self.provider.url)
+        return SETUP_CELL.format(home=str(self.home), pod_url=self.pod.url, plugin=plugin, url_name=url_name,
+                                 provider_url=self.provider.url)
 
     def account(self, kind: str) -> Account:
         "The newest Account of the service of the plugin of `kind`."

@@ -97,7 +97,8 @@ def _limit(self: NotesService) -> tuple:
     reset = str(max(1, math.ceil(self._window_start + self.window - now)))
     refused = self._in_window >= self.rate_limit
     if not refused: self._in_window += 1
-    headers = {"RateLimit-Limit": str(self.rate_limit), "RateLimit-Remaining": str(self.rate_limit - self._in_window), "RateLimit-Reset": reset}
+    headers = {"RateLimit-Limit": str(self.rate_limit), "RateLimit-Remaining": str(self.rate_limit - self._in_window),
+               "RateLimit-Reset": reset}
     return refused, {**headers, "Retry-After": reset} if refused else headers
 
 # %% ../../nbs/testing.notes_service.ipynb #b060169d

@@ -167,7 +167,9 @@ class PluginTestSuite:
 
     def cassette_file(self) -> str:
         "The suite's cassette, which must exist: the suite only replays."
-        if not Path(self.cassette).is_file(): raise FileNotFoundError(f"cassette {self.cassette} does not exist: record it once against the service (see pymemri.testing.cassettes)")
+        if not Path(self.cassette).is_file():
+            raise FileNotFoundError(f"cassette {self.cassette} does not exist: "
+                                    "record it once against the service (see pymemri.testing.cassettes)")
         return str(Path(self.cassette).resolve())
 
     def run_once(self, client: PodClient) -> dict:
@@ -175,7 +177,8 @@ class PluginTestSuite:
         plugin = self.start(client)
         with self.replaying(client.api.url), captured() as seen: code = execute(plugin, show_progress=False)
         run = client.api.get_item(plugin.pluginRun.id)[0]
-        assert run["status"] == RunStatus.done, f"{self.plugin.__name__}'s run ended {run['status']} (exit code {code}): " + redacted(f"{run.get('message')}\n{seen['stderr'][-2000:]}", self.secret_values)
+        assert run["status"] == RunStatus.done, (f"{self.plugin.__name__}'s run ended {run['status']} (exit code {code}): "
+                                                 + redacted(f"{run.get('message')}\n{seen['stderr'][-2000:]}", self.secret_values))
         return {**seen, "run": run}
 
 # %% ../../nbs/testing.suite.ipynb #01d1dc5b
@@ -188,7 +191,8 @@ def about_json(plugin: type) -> dict:
             try: run_plugin(metadata=str(path), about=True)
             except SystemExit: pass
     try: return json.loads(seen["stdout"])
-    except json.JSONDecodeError: raise AssertionError(f"run_plugin --about for {plugin.__name__} printed no JSON: {seen['stderr'][-500:]}") from None
+    except json.JSONDecodeError:
+        raise AssertionError(f"run_plugin --about for {plugin.__name__} printed no JSON: {seen['stderr'][-500:]}") from None
 
 # %% ../../nbs/testing.suite.ipynb #b8c092d1
 _WRONG_VALUES = {str: 12345, int: "not a number", float: "not a number", bool: "yes"}
@@ -201,12 +205,15 @@ def test_config(self: PluginTestSuite):
     for key, value in [("not_a_parameter", 1), *((key, _WRONG_VALUES[parameter.annotation])
                        for key, parameter in config_parameters(self.plugin).items() if parameter.annotation in _WRONG_VALUES)]:
         try: check_config(self.plugin, {**self.config, key: value})
-        except PluginError as error: assert re.search(rf"\b{re.escape(key)}\b", str(error)), f"{name} refused config {key}={value!r}, but its error doesn't name {key!r}: {error}"
+        except PluginError as error:
+            assert re.search(rf"\b{re.escape(key)}\b", str(error)), (
+                f"{name} refused config {key}={value!r}, but its error doesn't name {key!r}: {error}")
         else: raise AssertionError(f"{name} took config {key}={value!r}: a wrong config must be refused")
     about = about_json(self.plugin)
     described = about["config"].get("properties", {})  # the config's JSON Schema
     assert set(described) == set(config_parameters(self.plugin)), f"--about of {name} lists config {sorted(described)}"
-    assert all(schema.keys() & {"type", "anyOf", "$ref", "enum", "const"} for schema in described.values()), f"--about of {name} gives a parameter no type"
+    assert all(schema.keys() & {"type", "anyOf", "$ref", "enum", "const"} for schema in described.values()), (
+        f"--about of {name} gives a parameter no type")
 
 # %% ../../nbs/testing.suite.ipynb #d34798d6
 def undeclared(items: list, schema_classes: list) -> list:
@@ -231,7 +238,8 @@ def test_run(self: PluginTestSuite):
 # %% ../../nbs/testing.suite.ipynb #61c56ea1
 def duplicates(items: list) -> list:
     "`(type, externalId)` of the items that share their type and externalId with another."
-    keys = [(item["type"], item["externalId"]) for item in items if item.get("externalId") is not None and item["type"] not in BOOKKEEPING_TYPES]
+    keys = [(item["type"], item["externalId"]) for item in items
+            if item.get("externalId") is not None and item["type"] not in BOOKKEEPING_TYPES]
     return sorted({key for key in keys if keys.count(key) > 1})
 
 @patch
@@ -260,11 +268,13 @@ def test_abort(self: PluginTestSuite):
         worker.start()
         started = time.monotonic()
         while worker.is_alive() and plugin.pluginRun.progress is None and time.monotonic() - started < ABORT_AFTER: time.sleep(0.01)
-        if not worker.is_alive(): raise unittest.SkipTest(f"{name}'s run ended before it could be aborted; abort a longer one (a bigger config)")
+        if not worker.is_alive():
+            raise unittest.SkipTest(f"{name}'s run ended before it could be aborted; abort a longer one (a bigger config)")
         pod.other_client().api.update_item({"id": plugin.pluginRun.id, "status": RunStatus.aborted})
         worker.join(ABORT_WITHIN)
         status = pod.client.api.get_item(plugin.pluginRun.id)[0]["status"]
-    assert not worker.is_alive(), f"{name} still runs {ABORT_WITHIN} s after its run was aborted: report progress with set_progress, which stops an aborted run"
+    assert not worker.is_alive(), (f"{name} still runs {ABORT_WITHIN} s after its run was aborted: "
+                                   "report progress with set_progress, which stops an aborted run")
     assert status == RunStatus.aborted, f"{name}'s aborted run ended with status {status}"
 
 # %% ../../nbs/testing.suite.ipynb #e4f5371d
@@ -277,13 +287,16 @@ def test_secrets(self: PluginTestSuite):
     secrets = self.secret_values
     with SuitePod() as pod:
         seen = self.run_once(pod.client)
-        items = [item if item["type"] != "PluginRun" else {**item, "config": None}  # the run keeps its config, as the Pod gives it to the plugin
+        # the run keeps its config, as the Pod gives it to the plugin
+        items = [item if item["type"] != "PluginRun" else {**item, "config": None}
                  for item in pod_items(pod.client) if item["type"] != "Account"]
-    places = {"stdout": seen["stdout"], "stderr": seen["stderr"], "logs": seen["logs"], "the run's message": seen["run"].get("message") or "",
+    places = {"stdout": seen["stdout"], "stderr": seen["stderr"], "logs": seen["logs"],
+              "the run's message": seen["run"].get("message") or "",
               **{f"a {item['type']} item": json.dumps(item) for item in items}}
     leaks = {f"secret #{number + 1} ({len(secret)} characters)": _leaks(secret, places) for number, secret in enumerate(secrets)}
     leaks = {secret: where for secret, where in leaks.items() if where}
-    assert not leaks, f"{self.plugin.__name__} showed a secret: " + "; ".join(f"{secret} in {', '.join(where)}" for secret, where in leaks.items())
+    assert not leaks, f"{self.plugin.__name__} showed a secret: " + "; ".join(
+        f"{secret} in {', '.join(where)}" for secret, where in leaks.items())
 
 # %% ../../nbs/testing.suite.ipynb #32b2aa70
 def run_plugin_command() -> list:
@@ -294,7 +307,8 @@ def run_plugin_command() -> list:
 _REPLAYING_RUN_PLUGIN = """import sys
 from pymemri.plugin.cli import run_plugin
 from pymemri.testing.cassettes import cassette
-with cassette(sys.argv[1], mode="none", pass_through=[sys.argv[2]], latency=float(sys.argv[6])): run_plugin(metadata=sys.argv[3], owner_key=sys.argv[4], database_key=sys.argv[5])
+with cassette(sys.argv[1], mode="none", pass_through=[sys.argv[2]], latency=float(sys.argv[6])):
+    run_plugin(metadata=sys.argv[3], owner_key=sys.argv[4], database_key=sys.argv[5])
 """
 
 def replaying_command(cassette: str, pod_url: str) -> list:
@@ -308,25 +322,28 @@ def test_shell(self: PluginTestSuite):
     assert module != "__main__", f"run_plugin can't import {name}, defined in a notebook or script: put it in a module"
     with SuitePod() as pod:
         home = Path(pod.folder.name) / "home"
-        metadata = {"pluginModule": module, "pluginName": name, "config": self.config, **({"account": self.account} if self.account else {})}
+        metadata = {"pluginModule": module, "pluginName": name, "config": self.config,
+                    **({"account": self.account} if self.account else {})}
         (home / "metadata.json").parent.mkdir()
         (home / "metadata.json").write_text(json.dumps(metadata))
         environment = {**os.environ, "PYMEMRI_HOME": str(home), "POD_ADDRESS": pod.server.url,
                        "PYTHONPATH": os.pathsep.join([os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])])}
         arguments = [str(home / "metadata.json"), pod.client.owner_key, pod.client.database_key]
+        flags = [part for pair in zip(["--metadata", "--owner_key", "--database_key"], arguments) for part in pair]
         command = ([*replaying_command(self.cassette_file(), pod.server.url), *arguments, str(REPLAY_LATENCY)] if self.cassette else
-                   [*run_plugin_command(), *(part for pair in zip(["--metadata", "--owner_key", "--database_key"], arguments) for part in pair)])
+                   [*run_plugin_command(), *flags])
         done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
         runs = [run["status"] for run in pod.client.api.search({"type": "PluginRun"})]
-    assert done.returncode == 0, f"run_plugin --metadata for {name} exited {done.returncode}: " + redacted(done.stderr[-2000:], self.secret_values)
+    assert done.returncode == 0, (f"run_plugin --metadata for {name} exited {done.returncode}: "
+                                  + redacted(done.stderr[-2000:], self.secret_values))
     assert runs == [RunStatus.done], f"run_plugin --metadata for {name} left runs {runs}"
 
 # %% ../../nbs/testing.suite.ipynb #904f921e
 def plugin_test_suite(plugin: type,  # The plugin class
                       config: dict = None,  # Its config, as in its metadata
                       account: dict = None,  # The Account its runs get (service, identifier, secret, …), if it needs one
-                      secrets: list = (),  # More values that must never show (besides config parameters named like secrets and the Account's credentials)
-                      cassette: str = None) -> type:  # A cassette to replay the plugin's outbound HTTP from, so the tests need no service (see testing.cassettes)
+                      secrets: list = (),  # More values that must never show (besides secret-named config values and Account credentials)
+                      cassette: str = None) -> type:  # A cassette to replay its outbound HTTP from, so the tests need no service
     "A pytest test class with the standard tests for `plugin`: config, a run, a second run, abort, secrets, the shell."
     attributes = {"plugin": plugin, "config": dict(config or {}), "account": account, "secrets": list(secrets),
                   "cassette": str(cassette) if cassette else None}

@@ -29,7 +29,8 @@ def code_from_answer(answer: str, state: str) -> str:
     if not answer: raise AuthenticationError("no code was given")
     if "://" not in answer and "?" not in answer: return answer
     query = {name: values[0] for name, values in parse_qs(urlsplit(answer).query).items()}
-    if "error" in query: raise AuthenticationError(f"the provider refused the login: {query['error']} {query.get('error_description', '')}".strip())
+    if "error" in query:
+        raise AuthenticationError(f"the provider refused the login: {query['error']} {query.get('error_description', '')}".strip())
     if query.get("state") != state:
         raise AuthenticationError("the address you were sent to is not from this login (its state does not match): "
                                   "it may have been tampered with; log in again from the new link")
@@ -79,7 +80,8 @@ class OAuthAuthenticator:
 @patch
 def store_tokens(self: OAuthAuthenticator, tokens: dict):
     "Keep a token response on the Account, in the Pod: access token, refresh token (if new), expiry."
-    if not isinstance(tokens, dict) or not tokens.get("access_token"): raise AuthenticationError(f"{self.service} answered without an access token")
+    if not isinstance(tokens, dict) or not tokens.get("access_token"):
+        raise AuthenticationError(f"{self.service} answered without an access token")
     account = self.account
     account.accessToken, account.code, account.errorMessage = tokens["access_token"], None, None
     if tokens.get("refresh_token"): account.refreshToken = tokens["refresh_token"]
@@ -107,12 +109,15 @@ def _log_in(self: OAuthAuthenticator, reason: str = None):
     "Ask the person to log in (saying `reason`, if any), and trade the code they bring back for tokens."
     self.state = secrets.token_urlsafe(16)
     url, self.state = with_state(self.get_oauth_url(), self.state)
-    message = f"{reason + '. ' if reason else ''}Log in to {self.service}: open the link, log in, and give back the code or the address you were sent to."
-    self.account = ask_and_wait(LoginRequest(self.client, self.pluginRun, self.account, self.service, message, auth_url=url), self.surface, self.timeout)
+    message = (f"{reason + '. ' if reason else ''}Log in to {self.service}: "
+               "open the link, log in, and give back the code or the address you were sent to.")
+    self.account = ask_and_wait(LoginRequest(self.client, self.pluginRun, self.account, self.service, message, auth_url=url),
+                                self.surface, self.timeout)
     code = code_from_answer(self.account.code, self.state)
     try: tokens = self.get_tokens_from_code(code)
     except LoginRefused as error:
-        raise AuthenticationError(f"{self.service} refused the login code ({error}): it may have expired or been used already; log in again") from None
+        raise AuthenticationError(f"{self.service} refused the login code ({error}): "
+                                  "it may have expired or been used already; log in again") from None
     self.store_tokens(tokens)
 
 # %% ../../../nbs/plugin.authenticators.oauth.ipynb #f3fa6b1c
@@ -144,7 +149,8 @@ def authenticate(self: OAuthAuthenticator) -> str:
             reason = self._refresh()
             if reason is None: return self._finish(status)
         self._log_in(reason)
-        if not self.verify_access_token(self.account.accessToken): raise AuthenticationError(f"{self.service} does not accept the token it just issued")
+        if not self.verify_access_token(self.account.accessToken):
+            raise AuthenticationError(f"{self.service} does not accept the token it just issued")
     except AuthenticationError as error: self._give_up(str(error))
     except UNREACHABLE as error: self._give_up(f"{self.service} can't be reached: {error}")
     except requests.RequestException as error: self._give_up(f"{self.service} failed: {error}")
@@ -218,7 +224,8 @@ class ExampleOAuthPlugin(PluginBase):
         self.profile_url = f"{url}/api/me"
         self.authenticator = StandardOAuthAuthenticator(
             self.client, self.pluginRun, authorize_url=f"{url}/authorize", token_url=f"{url}/token", check_url=self.profile_url,
-            client_id=client_id, client_secret=secret_value(client_secret), redirect_uri=f"{url}/callback", service="example-oauth", timeout=timeout)
+            client_id=client_id, client_secret=secret_value(client_secret), redirect_uri=f"{url}/callback",
+            service="example-oauth", timeout=timeout)
 
     def run(self):
         self.authenticator.authenticate()

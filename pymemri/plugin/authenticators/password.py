@@ -30,7 +30,8 @@ def read_credentials(plugin_name: str):
     path = credentials_path(plugin_name)
     if not path.exists(): return None
     try: found = json.loads(path.read_text())
-    except (OSError, ValueError) as error: raise AuthenticationError(f"can't read the credentials file {path}: {type(error).__name__}") from None
+    except (OSError, ValueError) as error:
+        raise AuthenticationError(f"can't read the credentials file {path}: {type(error).__name__}") from None
     if not (isinstance(found, dict) and isinstance(found.get("username"), str) and isinstance(found.get("password"), str)):
         raise AuthenticationError(f"the credentials file {path} must hold a JSON object with a username and a password")
     return found["username"], found["password"]
@@ -80,7 +81,8 @@ def _logged_in(self: PasswordAuthenticator, result, status: str):
 @patch
 def _refused(self: PasswordAuthenticator, why: str, attempts: int) -> str:
     left = self.max_attempts - attempts
-    self.account.errorMessage, self.account.secret = f"Login to {self.service} refused: {why} ({left} attempt{'s' * (left != 1)} left)", None
+    self.account.secret = None
+    self.account.errorMessage = f"Login to {self.service} refused: {why} ({left} attempt{'s' * (left != 1)} left)"
     save_account(self.client, self.account)
     return self.account.errorMessage
 
@@ -99,7 +101,8 @@ def authenticate(self: PasswordAuthenticator, login_callback):
         if why is None: return self._logged_in(result, status)
         attempts, message = 1, self._refused(why, 1)
     while attempts < self.max_attempts:
-        try: self.account = ask_and_wait(LoginRequest(self.client, self.pluginRun, self.account, self.service, message), self.surface, self.timeout)
+        try: self.account = ask_and_wait(LoginRequest(self.client, self.pluginRun, self.account, self.service, message),
+                                          self.surface, self.timeout)
         except AuthenticationError as error: self._give_up(str(error))
         result, why = self._try(login_callback, self.account.identifier or "", self.account.secret or "")
         if why is None: return self._logged_in(result, status)

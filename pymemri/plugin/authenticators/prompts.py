@@ -135,7 +135,8 @@ class LoginForm:
         self.request, oauth = request, request.kind == "oauth"
         self.title = widgets.HTML(f"<b>{html.escape(request.message)}</b>")
         if oauth:
-            self.link = widgets.HTML(f'<a href="{html.escape(request.auth_url)}" target="_blank">Open the login page of {html.escape(request.service)}</a>')
+            self.link = widgets.HTML(f'<a href="{html.escape(request.auth_url)}" target="_blank">'
+                                     f'Open the login page of {html.escape(request.service)}</a>')
             self.code = widgets.Password(description="Code", placeholder="the code, or the address you were sent to")
         else:
             self.username = widgets.Text(description="Username")
@@ -152,7 +153,8 @@ class LoginForm:
 @patch
 def submit(self: LoginForm):
     "Answer the request with what was typed; then empty the secret field and lock the form."
-    values = {"code": self.code.value} if self.request.kind == "oauth" else {"username": self.username.value, "password": self.password.value}
+    if self.request.kind == "oauth": values = {"code": self.code.value}
+    else: values = {"username": self.username.value, "password": self.password.value}
     self.fields[-1].value = ""
     if not all(value.strip() for value in values.values()):
         self.status.value = "Fill in every field, then press Log in."
@@ -173,7 +175,8 @@ def static_html(self: LoginForm) -> str:
     "The form as plain HTML, without any values."
     request, parts = self.request, [f"<p><b>{html.escape(self.request.message)}</b></p>"]
     if request.kind == "oauth":
-        parts += [f'<p><a href="{html.escape(request.auth_url)}">Open the login page of {html.escape(request.service)}</a></p>', _still("Code", "password")]
+        parts += [f'<p><a href="{html.escape(request.auth_url)}">Open the login page of {html.escape(request.service)}</a></p>',
+                  _still("Code", "password")]
     else: parts += [_still("Username"), _still("Password", "password")]
     return f'<div class="pymemri-login-form">{"".join(parts)}<button disabled>Log in</button></div>'
 
@@ -309,11 +312,12 @@ def read_answer(prompt: str, what: str, hidden: bool = True) -> str:
 # %% ../../../nbs/plugin.authenticators.prompts.ipynb #35aae82c
 @call_parse
 @with_pod_options
-def simulate_enter_credentials(plugin_run_id: str = None,  # The waiting PluginRun (default: the newest run waiting for a password)
-                               username: str = None,  # Username to enter (default: asked)
-                               password: str = None,  # Password (default: read from stdin, or asked without echo; avoid: the command line is visible to others)
-                               timeout: float = 30,  # Seconds to wait for a run to ask
-                               **pod):  # The Pod address and keys (see `pod_options`)
+def simulate_enter_credentials(
+    plugin_run_id: str = None,  # The waiting PluginRun (default: the newest run waiting for a password)
+    username: str = None,  # Username to enter (default: asked)
+    password: str = None,  # Password (default: read from stdin, or asked without echo; avoid: the command line is visible to others)
+    timeout: float = 30,  # Seconds to wait for a run to ask
+    **pod):  # The Pod address and keys (see `pod_options`)
     "Answer a plugin's request for a username and password, as the app does."
     with cli_errors():
         with connected_client(**pod) as (client, server):
@@ -325,10 +329,11 @@ def simulate_enter_credentials(plugin_run_id: str = None,  # The waiting PluginR
 # %% ../../../nbs/plugin.authenticators.prompts.ipynb #2af266db
 @call_parse
 @with_pod_options
-def simulate_enter_oauth_code(plugin_run_id: str = None,  # The waiting PluginRun (default: the newest run waiting for an OAuth login)
-                              code: str = None,  # The code, or the address you were sent to (default: read from stdin, or asked without echo)
-                              timeout: float = 30,  # Seconds to wait for a run to ask
-                              **pod):  # The Pod address and keys (see `pod_options`)
+def simulate_enter_oauth_code(
+    plugin_run_id: str = None,  # The waiting PluginRun (default: the newest run waiting for an OAuth login)
+    code: str = None,  # The code, or the address you were sent to (default: read from stdin, or asked without echo)
+    timeout: float = 30,  # Seconds to wait for a run to ask
+    **pod):  # The Pod address and keys (see `pod_options`)
     "Answer a plugin's OAuth login request with the code (or the address the provider sent you to), as the app does."
     with cli_errors():
         with connected_client(**pod) as (client, server):

@@ -81,8 +81,8 @@ def _logged_in(self: PasswordAuthenticator, result, status: str):
 @patch
 def _refused(self: PasswordAuthenticator, why: str, attempts: int) -> str:
     left = self.max_attempts - attempts
-    self.account.secret = None
     self.account.errorMessage = f"Login to {self.service} refused: {why} ({left} attempt{'s' * (left != 1)} left)"
+    self.account.secret = None
     save_account(self.client, self.account)
     return self.account.errorMessage
 

@@ -80,6 +80,19 @@ def test_every_page_has_contents_sidebar_and_search():
         assert '<input id="search"' in text and '<script src="search-index.js">' in text, page
 
 
+# an absolute path to a module of this package, as a warning or traceback shows it (URLs don't match: their
+# folders follow a host name or another slash)
+LOCAL_MODULE_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.-]+/)+pymemri/[\w/]+\.py")
+
+
+def test_pages_and_stored_outputs_name_no_folder_of_the_machine_that_stored_them():
+    assert LOCAL_MODULE_PATH.search("/home/ada/src/pymemri/pymemri/plugin/cli.py:12: UserWarning")
+    assert not LOCAL_MODULE_PATH.search("https://github.com/memri/pymemri/blob/main/pymemri/plugin/cli.py")
+    files = [*DOCS.glob("*.html"), *(ROOT / "nbs").glob("*.ipynb"), ROOT / "README.md"]
+    found = {path.name: match.group() for path in files if (match := LOCAL_MODULE_PATH.search(path.read_text()))}
+    assert not found, found
+
+
 def test_volatile_values_do_not_count_as_changes(tmp_path):
     before = "Pod at http://127.0.0.1:41234, run 0a5fc850b98d440d802688df3f1e1ad8 at 1795497803784"
     after = "Pod at http://127.0.0.1:39781, run e40d0aa5515a45b3a42d8c881030a9ee at 1795657777386"

@@ -21,11 +21,13 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import requests
 
 from pymemri.server.auth import owner_hash
 from pymemri.server.db import Store
+from pymemri.pod.api import PodAPI, PodUnavailable, client_auth
 from pymemri.pod.keys import write_keys
 from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher
 from pymemri.testing.fixtures import RecordingLauncher
@@ -412,7 +414,7 @@ def test_a_thousand_owners_under_256_open_files(tmp_path, pod_process):
     assert len(os.listdir(f"/proc/{pod.process.pid}/fd")) < 256
 
 
-def test_a_450_mib_upload_streams_to_disk(tmp_path, pod_process):
+def test_a_450_mib_file_streams_to_disk_and_back(tmp_path, pod_process):
     pod = pod_process(tmp_path / "data", "--owners", "ANY", "--log_level", "warning")
     size, piece = 450 * MiB, MiB
     def pieces():
@@ -434,6 +436,60 @@ def test_a_450_mib_upload_streams_to_disk(tmp_path, pod_process):
     stored = tmp_path / "data" / "files" / caller.owner / "final" / sha256.hexdigest()
     assert stored.stat().st_size == size + 17 * (size // 2**16 + 1)
     assert list((tmp_path / "data" / "uploads").iterdir()) == []
+
+    pod.reset_peak_memory()
+    before, downloaded, received = pod.peak_memory(), hashlib.sha256(), 0
+    with caller.raw("get_file", orjson.dumps({"auth": caller.auth, "payload": {"sha256": sha256.hexdigest()}}), stream=True) as reply:
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-length"] == str(size)
+        for chunk in reply.iter_content(MiB):
+            downloaded.update(chunk)
+            received += len(chunk)
+    grown = pod.peak_memory() - before
+    print(f"450 MiB download: the server's peak memory grew by {grown / MiB:.1f} MiB")
+    assert grown < 64 * MiB, f"the server's peak memory grew by {grown / MiB:.0f} MiB"
+    assert (received, downloaded.hexdigest()) == (size, sha256.hexdigest())
+
+
+def test_a_stored_file_that_breaks_is_refused_or_cut_short(tmp_path, pod_process):
+    pod = pod_process(tmp_path / "data", "--owners", "ANY", "--log_level", "warning")
+    caller, chunk, sealed_chunk = PodCaller(pod.url), 2**16, 2**16 + 17
+    data = random.Random(3).randbytes(40 * chunk + 5)
+    sha256 = hashlib.sha256(data).hexdigest()
+    caller.create(type="File", sha256=sha256)
+    assert caller.upload(data).status_code == 200
+    stored = tmp_path / "data" / "files" / caller.owner / "final" / sha256
+    sealed = stored.read_bytes()
+    def get_file(): return caller.raw("get_file", orjson.dumps({"auth": caller.auth, "payload": {"sha256": sha256}}), stream=True)
+    def altered(offset: int) -> bytes: return sealed[:offset] + bytes([sealed[offset] ^ 1]) + sealed[offset + 1:]
+
+    for broken, message in ((altered(100), "does not decrypt with its item's key"), (sealed[:20 * sealed_chunk], "cut short"),
+                            (sealed[:20 * sealed_chunk + 9], "cut short")):
+        stored.write_bytes(broken)
+        with get_file() as reply:
+            assert reply.status_code == 500 and message in reply.text, (reply.status_code, reply.text)
+
+    stored.write_bytes(altered(20 * sealed_chunk + 100))  # chunk 21 of 41
+    received = bytearray()
+    with get_file() as reply:
+        assert reply.status_code == 200 and reply.headers["content-length"] == str(len(data))
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            for piece in reply.iter_content(chunk): received += piece
+    assert len(received) == 20 * chunk and received == data[:len(received)]
+    lines = [line for line in pod.output().splitlines() if "get_file" in line]
+    assert len(lines) == 1 and lines[0].endswith(f"get_file {sha256[:12]}…: a chunk of the stored file does not decrypt "
+                                                  f"after {20 * chunk} of {len(data)} bytes; the reply ends there"), lines
+    first, *rest = pod.output().splitlines()  # the first line says where the data folder is
+    assert first.startswith("pymemri Pod on") and "Traceback" not in pod.output() and str(tmp_path) not in "\n".join(rest)
+
+    api = PodAPI(pod.url, caller.owner, client_auth(caller.key), retries=0)
+    with pytest.raises(PodUnavailable, match="the reply was cut short"): api.get_file(sha256)
+    with pytest.raises(PodUnavailable, match="the reply was cut short"): api.get_file(sha256, path=tmp_path / "download")
+    assert not [path for path in tmp_path.iterdir() if "download" in path.name]
+
+    stored.write_bytes(sealed)
+    with get_file() as reply: assert reply.status_code == 200 and reply.content == data
+    assert api.get_file(sha256, path=tmp_path / "download").read_bytes() == data
 
 
 # ---------------------------------------------------------------------------------------------- the data folder

@@ -11,6 +11,7 @@ __all__ = ['ACTIONS', 'ERROR_CODE_HEADER', 'RUN_ENDED', 'DEFAULT_POD_ADDRESS', '
 import hashlib
 import json
 import os
+from pathlib import Path
 from urllib.parse import quote
 
 import orjson
@@ -93,17 +94,22 @@ def _request(api: PodAPI, endpoint: str, url: str, **kwargs) -> requests.Respons
     "Send one request; a `PodError` for anything but 200."
     try: response = api.session.request(kwargs.pop("method", "POST"), url, timeout=(5, api.timeout), **kwargs)
     except requests.Timeout: raise PodUnavailable(None, f"no answer within {api.timeout} s", endpoint, api.url) from None
+    except requests.exceptions.ChunkedEncodingError: raise _cut_short(api, endpoint) from None
     except requests.RequestException: raise PodUnavailable(None, "no Pod answers there", endpoint, api.url) from None
     if response.status_code != 200:
         raise error_for(response.status_code, response.text, endpoint, api.url, response.headers.get(ERROR_CODE_HEADER))
     return response
 
+def _cut_short(api: PodAPI, endpoint: str) -> PodError:
+    return PodUnavailable(None, "the reply was cut short: the Pod stopped sending it part way", endpoint, api.url)
+
 @patch
-def _post(self: PodAPI, endpoint: str, payload=None, payload_json: bytes = None, raw: bool = False):
-    "POST `payload` (or the ready JSON `payload_json`) to `endpoint` in the envelope; the parsed reply."
+def _post(self: PodAPI, endpoint: str, payload=None, payload_json: bytes = None, raw: bool = False, stream: bool = False):
+    "POST `payload` (or the JSON `payload_json`) to `endpoint` in the envelope; the parsed reply (`raw`: its bytes; `stream`: the reply)."
     body = b'{"auth":' + self._auth_json + b',"payload":' + (payload_json or orjson.dumps(payload)) + b"}"
     response = _request(self, endpoint, f"{self.url}/v4/{self.owner_key}/{endpoint}", data=body,
-                        headers={"Content-Type": "application/json"})
+                        headers={"Content-Type": "application/json"}, stream=stream)
+    if stream: return response
     return response.content if raw else orjson.loads(response.content)
 
 # %% ../../nbs/pod.api.ipynb #84406979
@@ -169,6 +175,19 @@ def upload_file(self: PodAPI, data: bytes, sha256: str = None):
     _request(self, "upload_file", f"{self.url}/v4/{self.owner_key}/{path}", data=data)
 
 @patch
-def get_file(self: PodAPI, sha256: str) -> bytes:
-    "The bytes of the file with `sha256`."
-    return self._post("get_file", {"sha256": sha256}, raw=True)
+def get_file(self: PodAPI, sha256: str,
+             path: Path = None):  # write the file here, a chunk at a time, instead of returning its bytes
+    "The bytes of the file with `sha256`; with `path`, `path`, once the bytes written there match `sha256`."
+    if path is None: return self._post("get_file", {"sha256": sha256}, raw=True)
+    path, digest = Path(path), hashlib.sha256()
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with self._post("get_file", {"sha256": sha256}, stream=True) as response, open(partial, "wb") as file:
+            try:
+                for chunk in response.iter_content(2**20): file.write(chunk); digest.update(chunk)
+            except requests.RequestException: raise _cut_short(self, "get_file") from None
+        if digest.hexdigest() != sha256.lower():
+            raise PodError(None, "the bytes received do not match their sha256", "get_file", self.url)
+        os.replace(partial, path)
+    finally: partial.unlink(missing_ok=True)
+    return path

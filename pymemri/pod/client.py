@@ -10,6 +10,7 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 from fastcore.basics import patch
@@ -253,9 +254,10 @@ def upload_file(self: PodClient, data: bytes) -> str:
     return sha256
 
 @patch
-def get_file(self: PodClient, sha256: str) -> bytes:
-    "The bytes of the file with `sha256`."
-    return self.api.get_file(sha256)
+def get_file(self: PodClient, sha256: str,
+             path: Path = None):  # write the file here, a chunk at a time, instead of returning its bytes
+    "The bytes of the file with `sha256`; with `path`, `path`, once the bytes written there match `sha256`."
+    return self.api.get_file(sha256, path)
 
 # %% ../../nbs/pod.client.ipynb #8af9935e
 @patch

@@ -8,9 +8,9 @@ __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'REPLY_LIMIT', 'BULK_SHAPES', '
            'open_database', 'check_run_live', 'check_shape', 'json_reply', 'failure_reply', 'PodHeaders', 'create_app',
            'close_pod', 'endpoint_name', 'add_error_handlers', 'version', 'create_item', 'get_item_route',
            'update_item', 'delete_item', 'search_route', 'get_edges_route', 'create_edge', 'bulk', 'search_replies',
-           'receive_upload', 'store_upload', 'upload_file', 'upload_file_b', 'get_file', 'send_email', 'trigger_status',
-           'graphql_route', 'add_routes', 'plugin_launches', 'start_plugins', 'mark_failed', 'run_failed', 'run_waits',
-           'plugin_exited']
+           'receive_upload', 'store_upload', 'upload_file', 'upload_file_b', 'FileReply', 'get_file', 'send_email',
+           'trigger_status', 'graphql_route', 'add_routes', 'plugin_launches', 'start_plugins', 'mark_failed',
+           'run_failed', 'run_waits', 'plugin_exited']
 
 # %% ../../nbs/server.app.ipynb #40de9c99
 import logging
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -33,7 +33,7 @@ from ..data.schema import FINAL_STATES, RunStatus
 from ..pod.api import ERROR_CODE_HEADER, RUN_ENDED
 from .auth import PluginAuthority, check_owner_allowed, database_key, parse_envelope, parse_owners
 from .db import OwnerDatabase, PodFailure, Store, check_owner, normalise_key, now_millis
-from .files import FileUpload, check_sha256, kept_key, read_file, store_file
+from .files import BrokenFile, FileUpload, StoredFile, check_sha256, kept_key, open_file, store_file
 from .launchers import LaunchQueue, PluginLaunch, make_launcher
 from .private import hide_keys_in_logs, open_data_folder
 from .graphql import check_query, parse_query, run_query
@@ -391,10 +391,33 @@ async def upload_file_b(owner: str, auth: str, sha256: str, request: Request):
     key = database_key(auth, state.authority, owner)
     return await store_upload(request, owner, key, sha256, state.authority.run_of(auth))
 
+# %% ../../nbs/server.app.ipynb #3a432976
+class FileReply(StreamingResponse):
+    "A stored file's bytes, a chunk at a time, under its Content-Length; a file that breaks part way ends the reply short."
+    def __init__(self, stored: StoredFile, sha256: str):
+        super().__init__(self._chunks(stored, sha256), media_type="application/octet-stream",
+                         headers={"content-length": str(stored.size)})
+        self.stored = stored
+
+    @staticmethod
+    def _chunks(stored: StoredFile, sha256: str):
+        sent = 0
+        try:
+            for chunk in stored:
+                yield chunk
+                sent += len(chunk)
+        except BrokenFile as error:
+            logger.error("get_file %s…: %s after %d of %d bytes; the reply ends there", sha256[:12], error, sent, stored.size)
+            raise
+
+    async def __call__(self, scope, receive, send):
+        try: await super().__call__(scope, receive, send)
+        except BrokenFile: pass  # the reply stops short of its Content-Length and the server closes the connection
+        finally: self.stored.close()
+
 def get_file(call: PodCall = Depends(pod_call)):
-    "The bytes of a stored file."
-    data = read_file(call.database, call.state.files_dir(call.owner), call.payload["sha256"])
-    return Response(data, media_type="application/octet-stream")
+    "The bytes of a stored file, decrypted and sent a chunk at a time (refusals come before the first byte)."
+    return FileReply(open_file(call.database, call.state.files_dir(call.owner), call.payload["sha256"]), call.payload["sha256"])
 
 # %% ../../nbs/server.app.ipynb #9265c9c2
 EMAIL_FOOTER = "This is an automated message from a Memri plugin. Please do not reply.\n\n"

@@ -54,7 +54,7 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
                               "plugin.authenticators.prompts", "plugin.authenticators.password",
                               "plugin.authenticators.oauth", "data.itembase", "data.schema", "pod.client", "pod.api",
                               "pod.keys"],
-    "Embedded Pod": ["server.app", "server.requests", "server.routes", "server.runs", "server.serve", "server.store", "server.db",
+    "Embedded Pod": ["server.app", "server.calls", "server.routes", "server.runs", "server.serve", "server.store", "server.db",
                      "server.search", "server.graphql",
                      "server.auth", "server.files", "server.launchers", "server.private"],
     "Testing": ["testing", "testing.suite", "testing.fixtures", "testing.forms", "testing.oauth_provider", "testing.cassettes",

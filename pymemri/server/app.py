@@ -15,8 +15,8 @@ from .auth import parse_owners
 from .db import Store, now_millis
 from .launchers import LaunchQueue, make_launcher
 from .private import hide_keys_in_logs, open_data_folder
-from .requests import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers
-from .requests import logger  # the Pod's log, imported from here by `pymemri.server.serve`
+from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers
+from .calls import logger  # the Pod's log, imported from here by `pymemri.server.serve`
 from .routes import add_routes
 from .runs import plugin_exited, run_failed, run_waits
 

@@ -26,7 +26,7 @@ from .files import BrokenFile, FileUpload, StoredFile, check_sha256, kept_key, o
 from .graphql import check_query, run_query
 from .search import get_edges, get_item, search
 from .store import create_edges, create_items, delete_items, update_items
-from .requests import (FILE_LIMIT, PodCall, PodState, check_run_live, json_reply, logger, open_database,
+from .calls import (FILE_LIMIT, PodCall, PodState, check_run_live, json_reply, logger, open_database,
                                      pod_call)
 from .runs import plugin_launches, start_plugins
 

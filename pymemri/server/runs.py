@@ -13,7 +13,7 @@ from .db import OwnerDatabase, PodFailure
 from .launchers import PluginLaunch
 from .search import get_item
 from .store import check_plugin_run, update_items
-from .requests import PodCall, PodState, logger
+from .calls import PodCall, PodState, logger
 
 # %% ../../nbs/server.runs.ipynb #ad6d43a7
 def plugin_launches(call: PodCall, run_ids: list) -> list:

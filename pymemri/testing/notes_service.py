@@ -10,10 +10,8 @@ import base64
 import math
 import random
 import secrets
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from fastcore.basics import patch
@@ -63,15 +61,7 @@ class NotesHandler(Handler):
         if method == "GET" and (path == "/notes" or path.startswith("/notes/")): return self.reply(*self.server.provider.answer(self))
         super()._route(method)
 
-@patch
-def start(self: NotesService) -> NotesService:
-    "Serve on 127.0.0.1 in a background thread."
-    self._http = ThreadingHTTPServer(("127.0.0.1", self.port), NotesHandler)
-    self._http.daemon_threads, self._http.provider = True, self
-    self.port = self._http.server_address[1]
-    self.url = f"http://127.0.0.1:{self.port}"
-    threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=f"notes-{self.port}").start()
-    return self
+NotesService.handler = NotesHandler  # `start` (the provider's) serves the notes API with it
 
 # %% ../../nbs/testing.notes_service.ipynb #a72e575f
 @patch

@@ -260,14 +260,17 @@ def callback(self: Handler, provider: OAuthTestServer, request: Request) -> tupl
     return 200, f"<!doctype html><h1>Logged in</h1><p>Copy this page's address, or this code, back to pymemri:</p><pre>{code}</pre>"
 
 # %% ../../nbs/testing.oauth_provider.ipynb #0fb4029b
+OAuthTestServer.handler = Handler  # what answers its requests; a service built on the provider sets its own
+
 @patch
 def start(self: OAuthTestServer) -> OAuthTestServer:
     "Serve on 127.0.0.1 in a background thread."
-    self._http = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+    self._http = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
     self._http.daemon_threads, self._http.provider = True, self
     self.port = self._http.server_address[1]
     self.url = f"http://127.0.0.1:{self.port}"
-    threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=f"oauth-test-{self.port}").start()
+    threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+                     name=f"{type(self).__name__}-{self.port}").start()
     return self
 
 @patch

@@ -95,3 +95,27 @@ def test_run_plugin_without_a_pod_or_the_pod_extra_names_the_extra(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr
     last = result.stderr.splitlines()[-1]
     assert last.startswith("Error: no Pod answers") and last.endswith("pip install 'pymemri[pod]'"), last
+
+
+SECRET_RULE = "pymemri.data.secrecy"
+HIDE_SECRETS = ("plugin/http.py", "testing/suite.py", "plugin/authenticators/prompts.py", "plugin/doctor.py", "testing/cassettes.py")
+RULE_NAMES = {"is_secret_name", "is_secret_schema", "secret_values", "redact", "REDACTED", "SECRET_NAME", "SECRET_PROPERTIES",
+              "ACCOUNT_SECRETS", "secrets_of", "redacted"}
+
+
+def test_the_secret_rule_sits_in_the_data_layer_where_the_embedded_pod_may_use_it():
+    ours = {module for module, _ in imported_modules(PACKAGE / "data" / "secrecy.py") if module.startswith("pymemri.")}
+    assert ours and all(module.startswith("pymemri.data.") for module in ours), ours
+
+
+def test_every_place_that_hides_secrets_takes_the_one_rule():
+    for file in HIDE_SECRETS:
+        assert SECRET_RULE in {module for module, _ in imported_modules(PACKAGE / file)}, file
+    defined = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "data" / "secrecy.py": continue
+        for node in ast.parse(path.read_text()).body:  # what a module defines
+            names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else \
+                [target.id for target in getattr(node, "targets", []) if isinstance(target, ast.Name)]
+            defined += [(str(path.relative_to(PACKAGE)), name) for name in names if name in RULE_NAMES]
+    assert defined == [], f"a second rule for what is secret: {defined}"

@@ -52,7 +52,7 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
     "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.cli_options", "plugin.entrypoint", "plugin.notebooks",
                               "plugin.states", "plugin.template", "plugin.http", "plugin.checkpoints", "plugin.doctor",
                               "plugin.authenticators.prompts", "plugin.authenticators.password",
-                              "plugin.authenticators.oauth", "data.itembase", "data.schema", "pod.client", "pod.api",
+                              "plugin.authenticators.oauth", "data.itembase", "data.schema", "data.secrecy", "pod.client", "pod.api",
                               "pod.keys"],
     "Embedded Pod": ["server.app", "server.calls", "server.routes", "server.runs", "server.serve", "server.store", "server.db",
                      "server.search", "server.graphql",

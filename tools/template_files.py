@@ -103,6 +103,7 @@ A plugin subclasses `PluginBase`, lists the item types it writes in `schema_clas
 configuration as keyword arguments with types and defaults (a secret as a `SecretStr`, which
 `--about` and the logs never show). The run's Account holds the login: the authenticator uses its
 access token, refreshes it, or asks the person to log in, and keeps the tokens on the Account.
+`authenticator_class` names its class, so that `plugin_doctor` checks that the Account has a token.
 
 ```python
 #| export
@@ -111,6 +112,7 @@ NOTES_URL = "http://127.0.0.1:38411"  # the notes service the cassette was recor
 class {{plugin_class}}(PluginBase):
     "Imports the notes of a notes service account as Note items: OAuth login, cursor pages, a checkpoint per page."
     schema_classes = [Note]
+    authenticator_class = StandardOAuthAuthenticator
 
     def __init__(self, url: str = NOTES_URL,  # The notes service
                  page_size: int = 10,  # Notes per page (the service allows 1 to 100)

@@ -21,6 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from ..data.itembase import BASE_PROPERTIES
 from ..data.schema import PluginRun
+from ..data.secrecy import is_secret_schema
 from ..pod.client import Dog, PodClient
 from .checkpoints import Checkpoints
 from .http import PoliteSession
@@ -36,6 +37,7 @@ class PluginAborted(Exception):
 class PluginBase:
     "The base of every plugin: implement `run`, and list the item types it writes in `schema_classes`."
     schema_classes: list = []
+    authenticator_class: type = None  # the authenticator it logs in with, if any (plugin_doctor checks its Account)
 
     def __init__(self, pluginRun: PluginRun = None, client: PodClient = None):
         name = type(self).__name__
@@ -173,18 +175,13 @@ def config_model(cls: type) -> type:
         raise PluginError(f"{cls.__name__}'s config types can't be checked: {type(error).__name__}: {error}") from None
 
 # %% ../../nbs/plugin.pluginbase.ipynb #14f8cb3e
-def _secret(schema: dict) -> bool:
-    "Whether a JSON Schema describes a secret (a `SecretStr`: written, never read back)."
-    return bool(schema.get("writeOnly")) or any(_secret(option) for option in schema.get("anyOf", []) + schema.get("oneOf", [])) \
-        or (isinstance(schema.get("items"), dict) and _secret(schema["items"]))
-
 class _ConfigSchema(GenerateJsonSchema):
     "JSON Schema as `--about` shows it: no made-up titles, no secret's default, `{}` for a type JSON can't describe."
     def field_title_should_be_set(self, schema) -> bool: return False
     def handle_invalid_for_json_schema(self, schema, error_info) -> dict: return {}
     def default_schema(self, schema) -> dict:
         json_schema = super().default_schema(schema)
-        if _secret(json_schema) and json_schema.get("default") is not None: del json_schema["default"]
+        if is_secret_schema(json_schema) and json_schema.get("default") is not None: del json_schema["default"]
         return json_schema
 
 def config_schema(cls: type) -> dict:

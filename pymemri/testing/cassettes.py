@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
@@ -24,8 +24,9 @@ from vcr.matchers import host, method, path, port, query, scheme
 from vcr.record_mode import RecordMode
 from vcr.serializers import yamlserializer
 
+from ..data.secrecy import REDACTED, is_secret_name, redact
 from ..plugin import http
-from ..plugin.http import REDACTED, is_secret_name, redact_query, redact_url
+from ..plugin.http import redact_query, redact_url
 from ..pod.api import DEFAULT_POD_ADDRESS
 
 # %% ../../nbs/testing.cassettes.ipynb #2fc42fe7
@@ -50,35 +51,26 @@ def redact_body(body, content_type: str = ""):
     elif "x-www-form-urlencoded" in (content_type or ""): redacted = redact_query(text)
     return redacted.encode("utf-8") if isinstance(body, bytes) else redacted
 
-# %% ../../nbs/testing.cassettes.ipynb #d11248cf
-def _replace_known(value, secrets):
-    "`value` (text or bytes) with every one of `secrets`, plain or URL-encoded, replaced by `***`."
-    if not isinstance(value, (bytes, str)): return value
-    for secret in secrets:
-        for form in {secret, quote(secret, safe="")}:
-            value = value.replace(form.encode(), REDACTED.encode()) if isinstance(value, bytes) else value.replace(form, REDACTED)
-    return value
-
 # %% ../../nbs/testing.cassettes.ipynb #b73fd0fa
 def redact_request(request, secrets=()):
     "A copy of a vcrpy request with its secrets redacted."
     request = copy.deepcopy(request)
-    request.uri = _replace_known(redact_url(request.uri), secrets)
+    request.uri = redact(redact_url(request.uri), *secrets)
     headers = request.headers.copy()
     for name in list(headers):
-        headers[name] = REDACTED if is_secret_name(name) else _replace_known(headers[name], secrets)
+        headers[name] = REDACTED if is_secret_name(name) else redact(headers[name], *secrets)
     request.headers = headers
     if isinstance(request.body, (bytes, str)):
-        request.body = _replace_known(redact_body(request.body, headers.get("Content-Type", "")), secrets)
+        request.body = redact(redact_body(request.body, headers.get("Content-Type", "")), *secrets)
     return request
 
 def redact_response(response: dict, secrets=()) -> dict:
     "A vcrpy response (a dict), decompressed, with secret headers and body fields redacted."
     response = decode_response(response)  # a gzipped body can't be redacted, nor read in the cassette
-    headers = {name: [REDACTED] if is_secret_name(name) else [_replace_known(value, secrets) for value in values]
+    headers = {name: [REDACTED] if is_secret_name(name) else [redact(value, *secrets) for value in values]
                for name, values in response["headers"].items()}
     content_type = next((values[0] for name, values in headers.items() if name.lower() == "content-type"), "")
-    body = _replace_known(redact_body(response["body"]["string"], content_type), secrets)
+    body = redact(redact_body(response["body"]["string"], content_type), *secrets)
     for name in headers:
         if name.lower() == "content-length": headers[name] = [str(len(body))]
     return {**response, "headers": headers, "body": {**response["body"], "string": body}}

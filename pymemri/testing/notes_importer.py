@@ -26,6 +26,7 @@ NOTES_URL = "http://127.0.0.1:38411"  # where this page serves the example notes
 class NotesImporter(PluginBase):
     "Imports the notes of a notes service account as Note items: OAuth login, cursor pages, a checkpoint per page."
     schema_classes = [Note]
+    authenticator_class = StandardOAuthAuthenticator
 
     def __init__(self, url: str = NOTES_URL,  # The notes service
                  page_size: int = 10,  # Notes per page (the service allows 1 to 100)

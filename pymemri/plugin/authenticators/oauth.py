@@ -16,9 +16,10 @@ from fastcore.basics import patch
 from pydantic import SecretStr
 
 from ...data.schema import PluginRun
+from ...data.secrecy import redact, secret_values
 from ...pod.client import PodClient
 from .prompts import (UNREACHABLE, AuthenticationError, LoginRefused, LoginRequest, ask_and_wait, find_account,
-                                                   redact, save_account, secrets_of)
+                                                   save_account)
 from ..pluginbase import PluginBase, secret_value
 from ..states import RunStatus, set_run_status
 
@@ -96,7 +97,7 @@ def _refresh(self: OAuthAuthenticator):
     try: self.store_tokens(self.refresh_tokens(self.account.refreshToken))
     except LoginRefused as error:
         account = self.account
-        reason = redact(f"{self.service} no longer accepts the saved login ({error})", *secrets_of(account))
+        reason = redact(f"{self.service} no longer accepts the saved login ({error})", *secret_values(account=account))
         account.accessToken = account.refreshToken = account.tokenExpiry = None
         account.errorMessage = reason
         save_account(self.client, account)
@@ -123,7 +124,7 @@ def _log_in(self: OAuthAuthenticator, reason: str = None):
 # %% ../../../nbs/plugin.authenticators.oauth.ipynb #f3fa6b1c
 @patch
 def _give_up(self: OAuthAuthenticator, message: str):
-    message = redact(message, *secrets_of(self.account))
+    message = redact(message, *secret_values(account=self.account))
     self.account.code, self.account.errorMessage = None, message
     save_account(self.client, self.account)
     set_run_status(self.client, self.pluginRun, RunStatus.error, message)
@@ -217,6 +218,7 @@ def verify_access_token(self: StandardOAuthAuthenticator, token: str) -> bool:
 # %% ../../../nbs/plugin.authenticators.oauth.ipynb #e5d4a18e
 class ExampleOAuthPlugin(PluginBase):
     "Logs in to an OAuth provider (such as OAuthTestServer) and puts the person's name from its API on their Account."
+    authenticator_class = StandardOAuthAuthenticator
     def __init__(self, provider_url: str, client_id: str = "pymemri-example", client_secret: SecretStr = SecretStr("example-client-secret"),
                  timeout: int = 300, **kwargs):
         super().__init__(**kwargs)

@@ -13,10 +13,11 @@ import requests
 from fastcore.basics import patch
 
 from ...data.schema import PluginRun
+from ...data.secrecy import redact
 from ...pod.client import PodClient
 from ...pod.keys import pymemri_home
 from .prompts import (UNREACHABLE, AuthenticationError, LoginRefused, LoginRequest, ask_and_wait, find_account,
-                                                   redact, save_account)
+                                                   save_account)
 from ..pluginbase import PluginAborted, PluginBase
 from ..states import RunStatus, set_run_status
 
@@ -113,6 +114,7 @@ def authenticate(self: PasswordAuthenticator, login_callback):
 # %% ../../../nbs/plugin.authenticators.password.ipynb #2ca836f9
 class ExamplePasswordPlugin(PluginBase):
     "Logs in to a service with a username and password, and puts the person's name from it on their Account."
+    authenticator_class = PasswordAuthenticator
     def __init__(self, service_url: str, timeout: int = 300, **kwargs):
         super().__init__(**kwargs)
         self.service_url, self.timeout = service_url.rstrip("/"), timeout

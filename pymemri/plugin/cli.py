@@ -252,7 +252,7 @@ def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
 def resume_note(client: PodClient, run: PluginRun) -> str:
     "`Resuming from checkpoint: {...}` if the run's plugin has a saved state for its Account, else None."
     from .checkpoints import load_state, state_of
-    from .http import REDACTED, is_secret_name
+    from ..data.secrecy import REDACTED, is_secret_name
     accounts = run.edges("account")
     state = state_of(load_state(client, run.pluginModule, run.pluginName, accounts[0].id if accounts else None))
     if not state: return None

@@ -130,6 +130,7 @@ class OwnerDatabase:
             self.connection.execute("BEGIN IMMEDIATE")
             self._migrate()
             self.connection.execute("COMMIT")
+            if pool is not None: pool.used(self)
         except BaseException:
             self.connection.close()  # a failed upgrade is rolled back with the connection
             raise
@@ -216,7 +217,8 @@ def _upgrade_to_2(connection):
             JOIN strings v ON v.item = i.rowid AND v.name = 'valueType' WHERE i.type = 'ItemPropertySchema' ORDER BY i.rowid"""):
         schema.setdefault(name, value_type)
     connection.execute("CREATE TEMP TABLE declared (name TEXT PRIMARY KEY, valueType TEXT NOT NULL)")
-    connection.executemany("INSERT INTO declared VALUES (?, ?)", {**IMPLICIT_SCHEMA, **schema}.items())
+    builtin = {name: value_type for _, _, name, value_type in BUILTIN_SCHEMA}
+    connection.executemany("INSERT INTO declared VALUES (?, ?)", {**IMPLICIT_SCHEMA, **builtin, **schema}.items())
     connection.execute("ALTER TABLE items ADD COLUMN properties TEXT NOT NULL DEFAULT '{}'")
     connection.execute("""CREATE TEMP TABLE upgraded AS SELECT item, json_group_object(name, json(value)) AS properties FROM (
         SELECT s.item, s.name, json_quote(s.value) AS value FROM strings s JOIN declared d ON d.name = s.name AND d.valueType = 'Text'

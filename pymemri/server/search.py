@@ -45,12 +45,13 @@ _SELF, _OTHER = (", ".join(f"{alias}.{column.strip()}" for column in ITEM_COLUMN
 def attach_edges(database: OwnerDatabase, results: list, rowids: list, incoming: bool):
     "Add `[[edges]]` (or `~[[edges]]`) to each of `results`, whose rowids are `rowids`: one query for all of them."
     root, other = ("target", "source") if incoming else ("source", "target")
-    by_root = {}
+    by_root, ends = {}, {}  # ends: the JSON of each item at an other end, made once however many edges reach it
     for row in database.connection.execute(
             f"SELECT e.{root}, e.name, {_SELF}, {_OTHER} FROM edges e JOIN items s ON s.rowid = e.self "
             f"JOIN items o ON o.rowid = e.{other} WHERE e.{root} IN (SELECT value FROM json_each(?)) "
             f"ORDER BY e.{root}, e.name, e.self", (_json_list(rowids),)):
-        by_root.setdefault(row[0], []).append({**item_json(row[2:10]), "_edge": row[1], "_item": item_json(row[10:])})
+        end = ends.get(row[10]) or ends.setdefault(row[10], item_json(row[10:]))
+        by_root.setdefault(row[0], []).append({**item_json(row[2:10]), "_edge": row[1], "_item": end})
     key = "~[[edges]]" if incoming else "[[edges]]"
     for result, rowid in zip(results, rowids): result[key] = by_root.get(rowid, [])
 

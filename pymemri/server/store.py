@@ -217,7 +217,7 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
     connection, ids = database.connection, []
     next_rowid = connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
     ends = _rowids(database, [edge.get(end) for edge in edges if type(edge) is dict for end in ("_source", "_target", "_self")])
-    new_items, edge_rows, selves = [], [], set()
+    new_items, edge_rows, selves, given = [], [], set(), []
     for edge in edges:
         if type(edge) is not dict: raise PodFailure(400, f"an edge must be a JSON object, got {_describe(edge)}")
         for field in ("_source", "_target", "_name"):
@@ -226,6 +226,7 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
             self_rowid = ends.get(edge["_self"]) if type(edge["_self"]) is str else None
             if self_rowid is None: raise PodFailure(400, f"edge _self {str(edge['_self'])[:40]!r} is not an item")
             edge_id = edge["_self"]
+            given.append(self_rowid)
         else:
             self_rowid, edge_id, next_rowid = next_rowid, secrets.token_hex(16), next_rowid + 1
             new_items.append((self_rowid, edge_id, "Edge", now, now, now, 0, "{}"))
@@ -235,7 +236,7 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
         selves.add(self_rowid)
         edge_rows.append((self_rowid, ends[edge["_source"]], edge["_name"], ends[edge["_target"]]))
         ids.append(edge_id)
-    _insert_edges(database, new_items, edge_rows, now)
+    _insert_edges(database, new_items, edge_rows, given, now)
     return ids
 
 # %% ../../nbs/server.store.ipynb #edc21c69
@@ -245,13 +246,13 @@ def _rowids(database: OwnerDatabase, ids: list) -> dict:
     return dict(database.connection.execute(
         "SELECT id, rowid FROM items WHERE id IN (SELECT value FROM json_each(?))", (_json_list(wanted),)).fetchall())
 
-def _insert_edges(database: OwnerDatabase, new_items: list, edge_rows: list, now: int):
+def _insert_edges(database: OwnerDatabase, new_items: list, edge_rows: list, given: list, now: int):
+    "Insert the new edge items and the edges (`given`: the rowids of existing items named as `_self`), and mark the sources modified."
     connection = database.connection
-    taken = connection.execute("SELECT i.id FROM edges e JOIN items i ON i.rowid = e.self "
-                               "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1",
-                               (_json_list([row[0] for row in edge_rows]),)).fetchone()
+    taken = given and connection.execute("SELECT i.id FROM edges e JOIN items i ON i.rowid = e.self "
+                                         "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1", (_json_list(given),)).fetchone()
     if taken: raise PodFailure(409, f"item {taken[0]!r} is already an edge")
     connection.executemany(INSERT_ITEM, new_items)
     connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edge_rows)
-    connection.execute("UPDATE items SET dateServerModified = ? WHERE rowid IN (SELECT value FROM json_each(?))",
-                       (now, _json_list(sorted({row[1] for row in edge_rows}))))
+    connection.execute("UPDATE items SET dateServerModified = ?1 WHERE rowid IN (SELECT value FROM json_each(?2)) "
+                       "AND dateServerModified != ?1", (now, _json_list(sorted({row[1] for row in edge_rows}))))

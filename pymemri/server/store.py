@@ -103,6 +103,8 @@ def _new_id(item: dict) -> str:
     return item_id
 
 # %% ../../nbs/server.store.ipynb #6922ffa5
+_KEPT_AS_IS = {"Text": str, "Bool": bool}  # value types whose JSON value is stored as it comes
+
 def _properties(database: OwnerDatabase, item: dict) -> str:
     "The JSON object of the properties of `item` to store (checked against the schema; nulls left out)."
     schema, properties = database.schema, {}
@@ -110,7 +112,8 @@ def _properties(database: OwnerDatabase, item: dict) -> str:
         if name in CREATE_BASE_KEYS or (name == "rowid" and type(value) is int): continue
         value_type = schema.get(name)
         if value_type is None: value_type_of(database, name)
-        if value is not None: properties[name] = stored_value(name, value_type, value)
+        if _KEPT_AS_IS.get(value_type) is type(value): properties[name] = value  # a string or a boolean: nothing to check
+        elif value is not None: properties[name] = stored_value(name, value_type, value)
     return orjson.dumps(properties).decode()
 
 def _check_new_ids(database: OwnerDatabase, ids: list):

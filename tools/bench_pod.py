@@ -17,12 +17,12 @@ Figures:
   and one edge (`owner` → one Person). Like a client, all Dogs are sent first as `createItems` bulks of
   `--batch` items, then all edges as `createEdges` bulks; the time covers both. Request bodies are encoded
   before the clock starts, so the figure is the server's.
-- `raw_items_per_s`: the same Dogs, their property rows, edge items and edges written with `sqlcipher3`
-  `executemany` straight into the Pod's tables and indexes (`TABLES_SQL`), same raw-key pragma, WAL,
-  `synchronous = FULL` and `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per
-  `--batch` edges). Rows are built before the clock starts. It leaves out what only the Pod does (schema
-  and id checks, bumping each edge source's dateServerModified). It runs once before and once after the
-  Pod's import (`raw_runs_items_per_s`) and the mean is used, so disk and machine drift cancel out.
+- `raw_items_per_s`: the same Dogs and their edges written with `sqlcipher3` `executemany` straight into the
+  Pod's tables and indexes (`TABLES_SQL`): one row per Dog (its properties as one JSON object), and per edge an
+  edge item and an edge row; same raw-key pragma, WAL, `synchronous = FULL` and `foreign_keys = ON` as the Pod,
+  one transaction per `--batch` items (and per `--batch` edges). Rows are built before the clock starts. It leaves
+  out what only the Pod does (schema and id checks, bumping each edge source's dateServerModified). It runs once
+  before and once after the Pod's import (`raw_runs_items_per_s`) and the mean is used, so drift cancels out.
 - `bulk_ratio_to_raw` = bulk / raw. Goal ≥ 0.5.
 - `raw_normal_items_per_s`: the raw baseline with `synchronous = NORMAL`, which WAL allows but which may
   lose the last commits on power loss, run right after the first FULL run and right before the last
@@ -36,11 +36,21 @@ Figures:
   their quotient. Goal ≤ 1.5.
 - `search_prop_ms`, `search_id_ms`: median latency of a search for one Dog by its (unique) name, and of
   a search for one Dog by id, over all the items. `search_ratio` = prop / id. Goal ≤ 3.
-- `server_rss_mb`: VmRSS of the server process after the import (`server_peak_rss_mb`: its VmHWM). Goal ≤ 250.
+- `paging_items_per_s`: every Dog read back over HTTP with its edges (`[[edges]]`), `--batch` per page, paged as
+  pymemri's client pages (`_limit`, then `dateServerModified>=` one past the last). `raw_read_items_per_s`: the
+  same rows read straight from the two raw databases, a page of items and then one query for their edges with
+  both end items, without making JSON. `paging_ratio_to_raw_read` = paging / raw read. Goal ≥ 0.5.
+- `server_rss_mb`: VmRSS of the server process after the import and the reads (`server_peak_rss_mb`: its VmHWM).
+  Goal ≤ 250.
+- With `--million N` (off by default; N = 1000000 takes about a minute per 40,000 items/s): N more Dogs, each
+  with its edge, sent as `--batch` bulks that are made one at a time, so neither side holds them all. Per tenth:
+  the rate and both processes' RSS (`million_tenths`). Goals: the last tenth's rate at least 0.8 of the first's
+  (`million_rate_last_to_first`), and RSS growing by at most 50 MB on each side from the first tenth to the last.
 """
 
 import argparse
 import json
+import os
 import random
 import secrets
 import shutil
@@ -56,19 +66,26 @@ import orjson
 import requests
 import sqlcipher3
 
-from pymemri.server.db import TABLES_SQL
+from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL
 
 from benchkit import pod_process
 
 PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool"}
-GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "get_item_ratio": ("<=", 1.5), "search_ratio": ("<=", 3.0),
-         "server_rss_mb": ("<=", 250.0)}
+GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "paging_ratio_to_raw_read": (">=", 0.5), "get_item_ratio": ("<=", 1.5),
+         "search_ratio": ("<=", 3.0), "server_rss_mb": ("<=", 250.0), "million_rate_last_to_first": (">=", 0.8),
+         "million_client_rss_growth_mb": ("<=", 50.0), "million_server_rss_growth_mb": ("<=", 50.0)}
 
 
 def make_dogs(count: int) -> list:
     "`count` Dog items as a client would send them (client-made ids)."
     return [{"id": uuid.uuid4().hex, "type": "Dog", "name": f"dog-{number}", "age": number % 20,
              "weight": 5.0 + (number % 500) / 10, "bites": number % 3 == 0} for number in range(count)]
+
+
+def declarations() -> list:
+    "The ItemPropertySchema items declaring the Dogs' properties."
+    return [{"type": "ItemPropertySchema", "itemType": "Dog", "propertyName": name, "valueType": value_type}
+            for name, value_type in PROPERTIES.items()]
 
 
 def batches(values: list, size: int):
@@ -89,45 +106,63 @@ def raw_connect(path: Path, key: str, synchronous: str = "FULL"):
 
 
 def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str = "FULL") -> float:
-    "Items per second for writing `dogs` and their edges with executemany, one transaction per batch."
+    "Items per second for writing `dogs` (one row each, properties as JSON) and their edges, one transaction per batch."
     folder.mkdir()
     connection = raw_connect(folder / "raw.sqlite", key, synchronous)
     now = int(time.time() * 1000)
-    connection.execute("INSERT INTO items VALUES (1, ?, 'Person', ?, ?, ?, 0)", (uuid.uuid4().hex, now, now, now))
+    connection.execute(INSERT_ITEM, (1, uuid.uuid4().hex, "Person", now, now, now, 0, "{}"))
     item_batches, edge_batches, rowid = [], [], 2
     for group in batches(dogs, batch):
-        items, strings, integers, reals = [], [], [], []
+        items = []
         for dog in group:
-            items.append((rowid, dog["id"], "Dog", now, now, now, 0))
-            strings.append((rowid, "name", dog["name"]))
-            integers += [(rowid, "age", dog["age"]), (rowid, "bites", int(dog["bites"]))]
-            reals.append((rowid, "weight", dog["weight"]))
+            properties = orjson.dumps({name: dog[name] for name in PROPERTIES}).decode()
+            items.append((rowid, dog["id"], "Dog", now, now, now, 0, properties))
             rowid += 1
-        item_batches.append((items, strings, integers, reals))
+        item_batches.append(items)
     dog_rowid = 2
     for group in batches(dogs, batch):
         edge_items, edges = [], []
         for _ in group:
-            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0))
+            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0, "{}"))
             edges.append((rowid, dog_rowid, "owner", 1))
             rowid, dog_rowid = rowid + 1, dog_rowid + 1
         edge_batches.append((edge_items, edges))
     start = time.perf_counter()
-    for items, strings, integers, reals in item_batches:
+    for items in item_batches:
         connection.execute("BEGIN")
-        connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", items)
-        connection.executemany("INSERT INTO strings VALUES (?, ?, ?)", strings)
-        connection.executemany("INSERT INTO integers VALUES (?, ?, ?)", integers)
-        connection.executemany("INSERT INTO reals VALUES (?, ?, ?)", reals)
+        connection.executemany(INSERT_ITEM, items)
         connection.execute("COMMIT")
     for edge_items, edges in edge_batches:
         connection.execute("BEGIN")
-        connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", edge_items)
+        connection.executemany(INSERT_ITEM, edge_items)
         connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edges)
         connection.execute("COMMIT")
     seconds = time.perf_counter() - start
     connection.close()
     return len(dogs) / seconds
+
+
+def bench_raw_read(folder: Path, key: str, page: int) -> float:
+    "Items per second for reading the Dogs written by `bench_raw` back with their edges and the items at their ends, `page` at a time."
+    connection = raw_connect_existing(folder / "raw.sqlite", key)
+    start, count, after = time.perf_counter(), 0, 0
+    while True:
+        items = connection.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE type = 'Dog' AND rowid > ? ORDER BY rowid LIMIT ?",
+                                   (after, page)).fetchall()
+        if not items: break
+        connection.execute(f"SELECT e.source, e.name, s.*, o.* FROM edges e JOIN items s ON s.rowid = e.self "
+                           f"JOIN items o ON o.rowid = e.target WHERE e.source BETWEEN ? AND ? ORDER BY e.source, e.name",
+                           (items[0][0], items[-1][0])).fetchall()
+        count, after = count + len(items), items[-1][0]
+    seconds = time.perf_counter() - start
+    connection.close()
+    return count / seconds
+
+
+def raw_connect_existing(path: Path, key: str):
+    connection = sqlcipher3.connect(str(path), isolation_level=None)
+    connection.execute(f"PRAGMA key = \"x'{key}'\"")
+    return connection
 
 
 def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -> float:
@@ -138,7 +173,7 @@ def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -
     start = time.perf_counter()
     for rowid in range(1, count + 1):
         connection.execute("BEGIN")
-        connection.execute("INSERT INTO items VALUES (?, ?, 'Dog', ?, ?, ?, 0)", (rowid, uuid.uuid4().hex, now, now, now))
+        connection.execute(INSERT_ITEM, (rowid, uuid.uuid4().hex, "Dog", now, now, now, 0, "{}"))
         connection.execute("COMMIT")
     seconds = time.perf_counter() - start
     connection.close()
@@ -178,10 +213,8 @@ def timed_ms(call) -> float:
 
 def bench_bulk(client: Client, dogs: list, batch: int) -> float:
     "Items per second for creating `dogs` and then their edges in bulks of `batch`."
-    declarations = [{"type": "ItemPropertySchema", "itemType": "Dog", "propertyName": name, "valueType": value_type}
-                    for name, value_type in PROPERTIES.items()]
     owner_id = uuid.uuid4().hex
-    client.call("bulk", {"createItems": declarations + [{"id": owner_id, "type": "Person"}]})
+    client.call("bulk", {"createItems": declarations() + [{"id": owner_id, "type": "Person"}]})
     item_bodies = [client.body({"createItems": group}) for group in batches(dogs, batch)]
     edge_bodies = [client.body({"createEdges": [{"_source": dog["id"], "_target": owner_id, "_name": "owner"}
                                                 for dog in group]}) for group in batches(dogs, batch)]
@@ -217,7 +250,45 @@ def bench_search(client: Client, dogs: list, repeats: int = 30) -> tuple:
     return statistics.median(name_times), statistics.median(id_times)
 
 
-def run(items: int, batch: int, http: str, folder: Path) -> dict:
+def bench_paging(client: Client, page: int) -> tuple:
+    "Items per second for paging every Dog back with its edges, as pymemri's client pages (`_limit` and `dateServerModified>=`)."
+    start, count, since = time.perf_counter(), 0, 0
+    while True:
+        found = orjson.loads(client.post("search", client.body({"type": "Dog", "_limit": page, "[[edges]]": {},
+                                                                  "dateServerModified>=": since})).content)
+        if not found: break
+        assert all(len(item["[[edges]]"]) == 1 for item in found)
+        count, since = count + len(found), found[-1]["dateServerModified"] + 1
+    return count / (time.perf_counter() - start), count
+
+
+def own_rss_mb() -> float: return memory_mb(os.getpid())["VmRSS"]
+
+
+def bench_million(client: Client, total: int, batch: int, server_pid: int) -> dict:
+    "Send `total` Dogs (each with an edge) as bulks of `batch`, each made just before it is sent; rate and memory per tenth."
+    owner_id = uuid.uuid4().hex
+    client.call("bulk", {"createItems": declarations() + [{"id": owner_id, "type": "Person"}]})
+    tenths, sent, start = [], 0, time.perf_counter()
+    mark = start
+    while sent < total:
+        group = make_dogs(min(batch, total - sent))
+        edges = [{"_source": dog["id"], "_target": owner_id, "_name": "owner"} for dog in group]
+        client.post("bulk", client.body({"createItems": group, "createEdges": edges}))
+        sent += len(group)
+        if sent * 10 // total > len(tenths):
+            now = time.perf_counter()
+            done = tenths[-1]["items"] if tenths else 0
+            tenths.append({"items": sent, "items_per_s": round((sent - done) / (now - mark)),
+                           "client_rss_mb": round(own_rss_mb(), 1), "server_rss_mb": round(memory_mb(server_pid)["VmRSS"], 1)})
+            mark = now
+    return {"million_items": total, "million_items_per_s": round(total / (time.perf_counter() - start)), "million_tenths": tenths,
+            "million_rate_last_to_first": round(tenths[-1]["items_per_s"] / tenths[0]["items_per_s"], 3),
+            "million_client_rss_growth_mb": round(tenths[-1]["client_rss_mb"] - tenths[0]["client_rss_mb"], 1),
+            "million_server_rss_growth_mb": round(tenths[-1]["server_rss_mb"] - tenths[0]["server_rss_mb"], 1)}
+
+
+def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> dict:
     key, owner = secrets.token_hex(32).upper(), secrets.token_hex(32)
     dogs = make_dogs(items)
     raw_runs = [bench_raw(folder / "raw-before", key, dogs, batch)]
@@ -229,12 +300,17 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
             memory = memory_mb(server.pid)
             item_ms, version_ms = bench_get_item(client, dogs)
             prop_ms, id_ms = bench_search(client, dogs)
+            paging_per_s, paged = bench_paging(client, batch)
+            assert paged == len(dogs), (paged, len(dogs))
+            memory = {name: max(memory[name], value) for name, value in memory_mb(server.pid).items()}
+            big = bench_million(Client(url, secrets.token_hex(32), key), million, batch, server.pid) if million else {}
         except BaseException:
             sys.stderr.write((folder / "server.log").read_text()[-3000:])
             raise
     normal_runs.append(bench_raw(folder / "raw-normal-after", key, dogs, batch, "NORMAL"))
     raw_runs.append(bench_raw(folder / "raw-after", key, dogs, batch))
     raw_per_s, normal_per_s = statistics.mean(raw_runs), statistics.mean(normal_runs)
+    raw_read_per_s = statistics.mean(bench_raw_read(folder / name, key, batch) for name in ("raw-before", "raw-after"))
     commits = {mode: statistics.mean(bench_commits(folder / f"commits-{mode}-{run}", key, mode) for run in range(2))
                for mode in ("FULL", "NORMAL")}
     figures = {"items": items, "batch": batch, "http": http,
@@ -250,9 +326,11 @@ def run(items: int, batch: int, http: str, folder: Path) -> dict:
                "get_item_ratio": round(item_ms / version_ms, 3),
                "search_prop_ms": round(prop_ms, 3), "search_id_ms": round(id_ms, 3),
                "search_ratio": round(prop_ms / id_ms, 3),
-               "server_rss_mb": round(memory["VmRSS"], 1), "server_peak_rss_mb": round(memory["VmHWM"], 1)}
+               "paging_items_per_s": round(paging_per_s), "raw_read_items_per_s": round(raw_read_per_s),
+               "paging_ratio_to_raw_read": round(paging_per_s / raw_read_per_s, 3),
+               "server_rss_mb": round(memory["VmRSS"], 1), "server_peak_rss_mb": round(memory["VmHWM"], 1), **big}
     figures["goals"] = {name: figures[name] >= limit if sign == ">=" else figures[name] <= limit
-                        for name, (sign, limit) in GOALS.items()}
+                        for name, (sign, limit) in GOALS.items() if name in figures}
     return figures
 
 
@@ -262,10 +340,12 @@ def main():
     parser.add_argument("--batch", type=int, default=1000, help="items (and edges) per bulk request (default 1000)")
     parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
                         help="auto: the start_pod script as is; else uvicorn with that HTTP parser")
+    parser.add_argument("--million", type=int, default=0, metavar="N",
+                        help="also send N Dogs (1000000 for the big-data check) in cut bulks, watching rate and memory (off by default)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up on `kill` too
     folder = Path(tempfile.mkdtemp(prefix="bench_pod_"))
-    try: print(json.dumps(run(args.items, args.batch, args.http, folder), indent=1))
+    try: print(json.dumps(run(args.items, args.batch, args.http, folder, args.million), indent=1))
     finally: shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -91,8 +91,7 @@ def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
 def check_run_live(database: OwnerDatabase, run_id: str):
     "A 401 failure once plugin run `run_id` has ended: a plugin's token works only while its run does."
     with database.read():
-        row = database.connection.execute("SELECT s.value FROM items i JOIN strings s ON s.item = i.rowid "
-                                          "AND s.name = 'status' WHERE i.id = ?", (run_id,)).fetchone()
+        row = database.connection.execute("SELECT properties ->> '$.status' FROM items WHERE id = ?", (run_id,)).fetchone()
     if row and row[0] in FINAL_STATES: raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
 
 # %% ../../nbs/server.calls.ipynb #5aa9006e

@@ -13,6 +13,7 @@ import re
 import secrets
 from pathlib import Path
 
+import orjson
 from fastcore.basics import patch
 from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt, crypto_secretstream_xchacha20poly1305_ABYTES,
                            crypto_secretstream_xchacha20poly1305_init_pull,
@@ -21,7 +22,7 @@ from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt, crypto_se
                            crypto_secretstream_xchacha20poly1305_TAG_FINAL)
 from nacl.exceptions import CryptoError
 
-from .db import OwnerDatabase, PodFailure
+from .db import OwnerDatabase, PodFailure, property_sql
 
 # %% ../../nbs/server.files.ipynb #42550110
 def check_sha256(sha256: str) -> str:
@@ -30,7 +31,8 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 def _items_with_sha256(database: OwnerDatabase, sha256: str) -> list:
-    return database.connection.execute("SELECT item FROM strings WHERE name = 'sha256' AND value = ? ORDER BY item",
+    database.index_property("sha256")
+    return database.connection.execute(f"SELECT rowid FROM items WHERE {property_sql('sha256')} = ? ORDER BY rowid",
                                        (sha256,)).fetchall()
 
 # %% ../../nbs/server.files.ipynb #6b0e2f41
@@ -84,9 +86,10 @@ class FileUpload:
 def kept_key(database: OwnerDatabase, sha256: str) -> str:
     "The `key` already on the File items with `sha256`, which the upload keeps; None if they have none."
     with database.read():
+        database.index_property("sha256")
         keys = {key for (key,) in database.connection.execute(
-            "SELECT k.value FROM strings s JOIN strings k ON k.item = s.item AND k.name = 'key' "
-            "WHERE s.name = 'sha256' AND s.value = ?", (sha256,))}
+            f"SELECT {property_sql('key')} FROM items WHERE {property_sql('sha256')} = ? AND {property_sql('key')} IS NOT NULL",
+            (sha256,))}
     if len(keys) > 1: raise PodFailure(400, "the File items with this sha256 have different keys")
     key = keys.pop() if keys else None
     if key is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", key):
@@ -115,10 +118,9 @@ def store_file(database: OwnerDatabase, folder: Path, sha256: str, body):
             with database.write():
                 items = _items_with_sha256(database, sha256)
                 if not items: raise PodFailure(404, "no item has this sha256: create the File item first")
-                database.connection.executemany(
-                    "INSERT INTO strings VALUES (?, ?, ?) ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
-                    [(item, name, value) for (item,) in items
-                     for name, value in (("key", kept or upload.key.hex()), ("nonce", upload.header.hex()))])
+                secrets_ = orjson.dumps({"key": kept or upload.key.hex(), "nonce": upload.header.hex()}).decode()
+                database.connection.executemany("UPDATE items SET properties = json_patch(properties, ?) WHERE rowid = ?",
+                                                [(secrets_, item) for (item,) in items])
             _link_once(upload.path, path)
     finally: upload.discard()
 
@@ -192,8 +194,8 @@ def open_file(database: OwnerDatabase, folder: Path, sha256: str) -> StoredFile:
     with database.read():
         items = _items_with_sha256(database, sha256)
         if not items: raise PodFailure(404, "no item has this sha256")
-        secrets_ = dict(database.connection.execute(
-            "SELECT name, value FROM strings WHERE item = ? AND name IN ('key', 'nonce')", items[0]).fetchall())
+        secrets_ = {name: value for name, value in zip(("key", "nonce"), database.connection.execute(
+            f"SELECT {property_sql('key')}, {property_sql('nonce')} FROM items WHERE rowid = ?", items[0]).fetchone()) if value}
     if len(secrets_) != 2: raise PodFailure(500, "the File item has no key for its stored bytes")
     try: nonce, key = bytes.fromhex(secrets_["nonce"]), bytes.fromhex(secrets_["key"])
     except ValueError: raise PodFailure(500, "the File item's key or nonce is not hexadecimal") from None

@@ -17,9 +17,9 @@ from graphql.language import (BooleanValueNode, DocumentNode, EnumValueNode, Fie
                               ListValueNode, NullValueNode, ObjectValueNode, OperationDefinitionNode, StringValueNode,
                               VariableNode, parse)
 
-from .db import OwnerDatabase, PodFailure
+from .db import OwnerDatabase, PodFailure, property_sql
 from .search import OPTIONS, _check_base, _where, items_by_rowid
-from .store import INT64_MAX, VALUE_TABLES, _describe, _json_list, stored_value, value_type_of
+from .store import INT64_MAX, _describe, _json_list, stored_value, value_type_of
 
 # %% ../../nbs/server.graphql.ipynb #df4455da
 MAX_DEPTH, MAX_TOKENS, MAX_LENGTH = 40, 10_000, 2**20  # nested brackets; names, values and punctuation; characters
@@ -130,8 +130,9 @@ def _condition(database: OwnerDatabase, name: str, operator: str, value) -> tupl
     value_type = value_type_of(database, name)
     if value_type not in ("Integer", "Real", "DateTime"):
         raise PodFailure(400, f"{operator} compares dates and numbers; {name!r} is {value_type}")
-    table, stored = VALUE_TABLES[value_type], stored_value(name, value_type, value)
-    return f"rowid IN (SELECT item FROM {table} WHERE name = ? AND value {OPERATORS[operator]} ?)", [name, stored]
+    stored = stored_value(name, value_type, value)
+    database.index_property(name)
+    return f"{property_sql(name)} {OPERATORS[operator]} ?", [stored]
 
 # %% ../../nbs/server.graphql.ipynb #035db03f
 def _filter(database: OwnerDatabase, condition: object) -> tuple:

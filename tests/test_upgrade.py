@@ -1,0 +1,77 @@
+"""A data folder written by pymemri's layout 1 (one row per property value) opens with today's Pod, upgraded in place.
+
+tests/data/pod_v1 was written by the code of layout 1 (the release before layout 2), and expected.json holds the
+replies that code gave for it. After the upgrade the same requests must give the same replies, over HTTP.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlcipher3
+from fastapi.testclient import TestClient
+
+from pymemri.server.app import create_app
+from pymemri.server.db import SCHEMA_VERSION, OwnerDatabase, cipher_key
+
+FOLDER = Path(__file__).parent / "data" / "pod_v1"
+EXPECTED = json.loads((FOLDER / "expected.json").read_text())
+QUERIES = {"search_all": ("search", {"[[edges]]": {}, "~[[edges]]": {}}), "search_age": ("search", {"age": 7}),
+           "search_bites": ("search", {"bites": False, "type": "Dog"}), "search_name": ("search", {"name": "Rex \"the\" 🐕"}),
+           "search_weight": ("search", {"weight": 1e300}), "search_Age": ("search", {"Age": "three"}),
+           "edges_out": ("get_edges", {"item": "dog-000001", "direction": "Outgoing", "expandItems": True}),
+           "edges_in": ("get_edges", {"item": "dog-000001", "direction": "Incoming", "expandItems": False})}
+
+
+@pytest.fixture
+def old_folder(tmp_path) -> Path:
+    shutil.copytree(FOLDER, tmp_path / "pod", ignore=shutil.ignore_patterns("expected.json"))
+    return tmp_path / "pod"
+
+
+def database_file(folder: Path) -> Path: return folder / "db" / f"{EXPECTED['owner']}.p4.4.sqlite"
+
+
+def layout(path: Path) -> tuple:
+    "The user_version and the table names of the database at `path`."
+    connection = sqlcipher3.connect(str(path))
+    connection.execute(f"PRAGMA key = \"x'{cipher_key(EXPECTED['key'])}'\"")
+    try: return (connection.execute("PRAGMA user_version").fetchone()[0],
+                 sorted(name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")))
+    finally: connection.close()
+
+
+def test_old_folder_is_layout_1(old_folder):
+    assert layout(database_file(old_folder)) == (1, ["edges", "integers", "items", "reals", "strings"])
+
+
+def test_upgraded_folder_answers_as_before(old_folder):
+    with TestClient(create_app(old_folder)) as pod:
+        auth = {"type": "ClientAuth", "databaseKey": EXPECTED["key"]}
+        for name, (endpoint, payload) in QUERIES.items():
+            reply = pod.post(f"/v4/{EXPECTED['owner']}/{endpoint}", json={"auth": auth, "payload": payload})
+            assert reply.status_code == 200, reply.text
+            assert reply.json() == EXPECTED["replies"][name], name
+        # written after the upgrade: a new value, an erased one, and a file's key on the old File item
+        for payload in ({"id": "dog-000002", "age": 8, "name": None}, {"id": "file-00001", "nonce": "00" * 24}):
+            assert pod.post(f"/v4/{EXPECTED['owner']}/update_item", json={"auth": auth, "payload": payload}).status_code == 200
+        dog = pod.post(f"/v4/{EXPECTED['owner']}/get_item", json={"auth": auth, "payload": "dog-000002"}).json()[0]
+        assert (dog["age"], "name" in dog, dog["bites"]) == (8, False, False)
+    assert layout(database_file(old_folder)) == (SCHEMA_VERSION, ["edges", "items"])
+
+
+def test_failed_upgrade_changes_nothing(old_folder, monkeypatch):
+    path = database_file(old_folder)
+    before = path.read_bytes()
+
+    def broken(connection):
+        connection.execute("ALTER TABLE items ADD COLUMN properties TEXT NOT NULL DEFAULT '{}'")
+        raise RuntimeError("the upgrade broke half way")
+    monkeypatch.setitem(OwnerDatabase._migrate.__globals__["UPGRADES"], 1, broken)
+    with pytest.raises(RuntimeError, match="half way"): OwnerDatabase(path, EXPECTED["key"].upper())
+    assert layout(path)[0] == 1 and "properties" not in str(layout(path))
+    monkeypatch.undo()
+    database = OwnerDatabase(path, EXPECTED["key"].upper())
+    assert database.schema["weight"] == "Real"
+    database.close()
+    assert before != path.read_bytes()

@@ -115,7 +115,8 @@ def flood(url: str, callers: list, seconds: float) -> list:
         try:
             connection.connect()
             start.wait(seconds)
-            connection.request("POST", f"/v4/{caller.owner}/create_item", envelope(caller, {"type": "Note", "id": f"note-{number}"}), AS_JSON)
+            body = envelope(caller, {"type": "Note", "id": f"note-{number}"})
+            connection.request("POST", f"/v4/{caller.owner}/create_item", body, AS_JSON)
             reply = connection.getresponse()
             results[number] = (reply.status, reply.getheader("retry-after"), reply.read().decode())
         except Exception as error: results[number] = error

@@ -6,7 +6,7 @@
 __all__ = ['logger', 'JSON_LIMIT', 'FILE_LIMIT', 'REPLY_LIMIT', 'BULK_SHAPES', 'PAYLOAD_SHAPES', 'LOOPBACK_HOSTS',
            'PREFLIGHT_HEADERS', 'PodState', 'PodCall', 'request_body', 'pod_call', 'open_database', 'check_run_live',
            'check_shape', 'json_reply', 'failure_reply', 'parse_origins', 'host_name', 'parse_hosts', 'host_allowed',
-           'PodHeaders', 'endpoint_name', 'add_error_handlers']
+           'endpoint_name', 'PodHeaders', 'add_error_handlers']
 
 # %% ../../nbs/server.calls.ipynb #40de9c99
 import errno
@@ -213,7 +213,8 @@ def parse_hosts(hosts) -> frozenset:
     "The host names (a list or comma-separated, ports ignored) a Pod answers to besides loopback; a ValueError for a malformed one."
     found = frozenset(host_name(host) for host in _names(hosts))
     for host in found:
-        if not re.fullmatch(r"[a-z0-9._:-]+", host): raise ValueError(f"--public_hosts takes host names such as pod.example.org, not {host!r}")
+        if not re.fullmatch(r"[a-z0-9._:-]+", host):
+            raise ValueError(f"--public_hosts takes host names such as pod.example.org, not {host!r}")
     return found
 
 def host_allowed(host: str, hosts: frozenset) -> bool:
@@ -224,6 +225,11 @@ def host_allowed(host: str, hosts: frozenset) -> bool:
     except ValueError: return False
 
 # %% ../../nbs/server.calls.ipynb #e050acba
+def endpoint_name(path: str) -> str:
+    "The endpoint a request path names, without the keys paths carry."
+    parts = path.split("/")
+    return parts[3] if len(parts) > 3 and parts[1] == "v4" else "/".join(parts[:2])
+
 def _content_type_problem(path: str, headers: dict) -> str:
     "Why the body of a POST to `path` has the wrong content type, or None."
     kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -262,15 +268,11 @@ class PodHeaders:
         limit = FILE_LIMIT if endpoint_name(scope["path"]).startswith("upload_file") else JSON_LIMIT
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > limit:
-            return await refuse(413, f"the body is larger than {limit // 2**20} MiB" if length.isdigit() else "bad Content-Length", send_reply)
+            too_large = f"the body is larger than {limit // 2**20} MiB" if length.isdigit() else "bad Content-Length"
+            return await refuse(413, too_large, send_reply)
         await self.app(scope, receive, send_reply)
 
 # %% ../../nbs/server.calls.ipynb #2dfc77b7
-def endpoint_name(path: str) -> str:
-    "The endpoint a request path names, without the keys paths carry."
-    parts = path.split("/")
-    return parts[3] if len(parts) > 3 and parts[1] == "v4" else "/".join(parts[:2])
-
 def add_error_handlers(app: FastAPI, shared_server: bool):
     "Turn refusals into `Failure:` replies, and unknown routes into the reference's 404."
     @app.exception_handler(PodFailure)

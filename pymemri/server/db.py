@@ -152,7 +152,7 @@ def write(self: OwnerDatabase):
             self.connection.execute("COMMIT")
         except BaseException:
             self.connection.execute("ROLLBACK")
-            self.load_schema()
+            if self.schema: self.load_schema()  # none yet while the database is being made
             raise
 
 @patch

@@ -104,7 +104,7 @@ class RepeatedLog:
 
     def _summarise(self, kind: str):
         if (seen := self.kinds.pop(kind, None)) and seen[3]:
-            self.log.log(seen[2], "%s (%d more times in %d s)", seen[1], seen[3], max(1, round(self.clock() - seen[0])))
+            self.log.log(seen[2], "%s (and %d more like it in %d s)", seen[1], seen[3], max(1, round(self.clock() - seen[0])))
 
 # %% ../../nbs/server.private.ipynb #1b2c3d4f
 def log_config(level: int) -> dict:

@@ -153,7 +153,8 @@ def _accept(self: PodUvicorn, sock: socket.socket):
         if self._open() >= self.max_connections:
             self._listen(False)
             self._close_idle()
-            return self.errors("connection limit", f"at the limit of {self.max_connections} open connections; newer ones wait their turn")
+            return self.errors("connection limit", f"at the limit of {self.max_connections} open connections; newer ones wait their turn",
+                               logging.INFO)
         try: connection, _ = sock.accept()
         except (BlockingIOError, InterruptedError): return
         except ConnectionAbortedError: continue
@@ -290,7 +291,8 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
     if plugin_runner not in PLUGIN_RUNNERS: sys.exit(f"Error: --plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}")
     if log_level.lower() not in LOG_LEVELS: sys.exit(f"Error: --log_level must be one of {', '.join(LOG_LEVELS)}")
     if docker_pull not in ("always", "missing", "never"): sys.exit("Error: --docker_pull must be always, missing or never")
-    if min(max_plugin_runs, max_plugin_runs_per_owner, max_reply_mb, max_connections or 1) < 1: sys.exit("Error: the limits must be at least 1")
+    if min(max_plugin_runs, max_plugin_runs_per_owner, max_reply_mb, max_connections or 1) < 1:
+        sys.exit("Error: the limits must be at least 1")
     try: sock = listening_socket(host, port)
     except OSError as error:
         sys.exit(f"Error: can't listen on {host}:{port} ({error.strerror}); is a Pod already running there? Choose another --port")

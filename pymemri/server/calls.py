@@ -255,9 +255,10 @@ class PodHeaders:
             origin = origin.decode("latin-1").lower().rstrip("/")
             if origin not in self.origins:
                 return await refuse(403, f"this Pod serves no web page of {origin[:100]!r}; start it with --cors_origins to allow one")
-            cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"origin")]
+            cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"origin"),
+                    (b"access-control-expose-headers", b"X-Pod-Error, Retry-After")]
             if scope["method"] == "OPTIONS":
-                await send({"type": "http.response.start", "status": 200, "headers": cors[:1] + PREFLIGHT_HEADERS})
+                await send({"type": "http.response.start", "status": 200, "headers": [cors[0], *PREFLIGHT_HEADERS]})
                 return await send({"type": "http.response.body", "body": b""})
 
             async def send_reply(message):
@@ -280,7 +281,8 @@ def add_error_handlers(app: FastAPI, shared_server: bool):
 
     @app.exception_handler(ClientDisconnect)
     async def on_hang_up(request, error):
-        logger.info("%s: the client hung up before sending the whole body", endpoint_name(request.url.path))
+        endpoint = endpoint_name(request.url.path)
+        request.app.state.pod.errors(f"{endpoint} hang-up", f"{endpoint}: the client hung up before sending the whole body", logging.INFO)
         return failure_reply(400, "the client hung up before sending the whole body")
 
     @app.exception_handler(StarletteHTTPException)

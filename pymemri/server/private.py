@@ -68,7 +68,9 @@ class HideKeys(logging.Filter):
     "A log filter that takes keys out of a record's message, traceback and stack, at every level."
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "keys_hidden", False): return True
-        record.msg, record.args, record.keys_hidden = hide_keys(record.getMessage()), (), True
+        try: message = record.getMessage()
+        except (TypeError, ValueError): message = f"{record.msg} {record.args}"  # arguments that don't fit: shown, and hidden
+        record.msg, record.args, record.keys_hidden = hide_keys(message), (), True
         record.__dict__.pop("color_message", None)  # uvicorn's coloured copy of the message, which takes the arguments
         if record.exc_info and not record.exc_text: record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text: record.exc_text = hide_keys(record.exc_text)

@@ -102,9 +102,10 @@ def connection_limits(state: PodState, max_connections: int = None) -> tuple:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     soft = 65536 if soft == resource.RLIM_INFINITY else soft
     plugins = 4 * (state.launches.most if state.launches else 4)  # a log and pipes each
+    if max_connections: return max_connections, max(4, max_connections // 2)
     room = soft - _open_files() - 3 * state.store.pool_size - plugins - 16
-    connections = max_connections or max(16, room * 2 // 3)
-    return connections, max(4, min(connections, room - connections))
+    connections = max(16, room * 2 // 3)  # one descriptor each, and one more for each request served (a file it opens)
+    return connections, max(4, room - connections)
 
 # %% ../../nbs/server.serve.ipynb #0fd1a003
 class PodUvicorn(uvicorn.Server):

@@ -116,11 +116,11 @@ class PodUvicorn(uvicorn.Server):
         self.listeners, self.accepting, self.handshakes, self.resume_at = [], set(), set(), 0.0
 
     async def startup(self, sockets: list = None):
-        await super().startup(sockets=[])  # the lifespan and `started`; the sockets are served below
         self.listeners = list(sockets or [])
-        for sock in self.listeners:
+        for sock in self.listeners:  # listening before `started` says so: a client may connect at once
             sock.listen(self.config.backlog)
             sock.setblocking(False)
+        await super().startup(sockets=[])  # the lifespan and `started`; the sockets are served by `_accept`
         self._listen(True)
 
     async def on_tick(self, counter: int) -> bool:

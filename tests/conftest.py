@@ -71,7 +71,8 @@ class PodCaller:
         return self.raw(endpoint, orjson.dumps(body))
 
     def raw(self, endpoint: str, body: bytes, **kwargs) -> requests.Response:
-        "POST the bytes `body` to `/v4/<owner>/<endpoint>`."
+        "POST the bytes `body` to `/v4/<owner>/<endpoint>`, as JSON unless it is an upload (as every pymemri client does)."
+        if not endpoint.startswith("upload_file"): kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
         return self.http.post(f"{self.url}/v4/{self.owner}/{endpoint}", data=body, timeout=60, **kwargs)
 
     def call(self, endpoint: str, payload=None, auth=None):

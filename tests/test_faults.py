@@ -295,7 +295,8 @@ def test_fuzz_owner_paths(fuzz_pod):
     @given(owner=short_strings.filter(len), endpoint=st.sampled_from(JSON_ENDPOINTS))
     def fuzz(owner, endpoint):
         url = f"{fuzz_pod.url}/v4/{quote(owner, safe='', errors='surrogatepass')}/{endpoint}"
-        check_reply(fuzz_pod.http.post(url, data=to_json({"auth": fuzz_pod.auth, "payload": {}}), timeout=60))
+        check_reply(fuzz_pod.http.post(url, data=to_json({"auth": fuzz_pod.auth, "payload": {}}), timeout=60,
+                                       headers={"Content-Type": "application/json"}))
     fuzz()
 
 
@@ -360,7 +361,8 @@ def write_until_refused(caller: PodCaller, first_batch: int, acknowledged: list,
     with requests.Session() as http:
         while True:
             try: reply = http.post(f"{caller.url}/v4/{caller.owner}/bulk", timeout=30,
-                                   data=json.dumps({"auth": caller.auth, "payload": row_bulk(batch)}))
+                                   data=json.dumps({"auth": caller.auth, "payload": row_bulk(batch)}),
+                                   headers={"Content-Type": "application/json"})
             except requests.RequestException: return
             (acknowledged if reply.status_code == 200 else refused).append((batch, reply.status_code))
             batch += 1

@@ -388,7 +388,8 @@ def test_a_client_hang_up_is_one_log_line(pod_server):
     try:
         host, port = pod_server.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as connection:
-            connection.sendall(f"POST /v4/{'0f' * 32}/search HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+            connection.sendall(f"POST /v4/{'0f' * 32}/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 1000\r\n\r\n".encode()
                                + b'{"auth": {')
             time.sleep(0.3)
         wait_for(lambda: any("hung up" in record.getMessage() for record in lines.records), 10, "the hang-up log line")

@@ -46,7 +46,7 @@ def test_old_folder_is_layout_1(old_folder):
 
 
 def test_upgraded_folder_answers_as_before(old_folder):
-    with TestClient(create_app(old_folder)) as pod:
+    with TestClient(create_app(old_folder), base_url="http://localhost") as pod:
         auth = {"type": "ClientAuth", "databaseKey": EXPECTED["key"]}
         for name, (endpoint, payload) in QUERIES.items():
             reply = pod.post(f"/v4/{EXPECTED['owner']}/{endpoint}", json={"auth": auth, "payload": payload})

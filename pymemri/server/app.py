@@ -7,6 +7,7 @@ __all__ = ['create_app', 'close_pod']
 
 # %% ../../nbs/server.app.ipynb #40de9c99
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
@@ -15,7 +16,7 @@ from .auth import parse_owners
 from .db import Store, now_millis
 from .launchers import LaunchQueue, make_launcher
 from .private import hide_keys_in_logs, open_data_folder
-from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers
+from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers, parse_hosts, parse_origins
 from .calls import logger  # the Pod's log, imported from here by `pymemri.server.serve`
 from .routes import add_routes
 from .runs import plugin_exited, run_failed, run_waits
@@ -24,8 +25,10 @@ from .runs import plugin_exited, run_failed, run_waits
 def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://localhost:3030",
                plugin_runner: str = "process", launcher=None, smtp: dict = None, shared_server: bool = False,
                clock=now_millis, reply_limit: int = REPLY_LIMIT, max_plugin_runs: int = 4, max_plugin_runs_per_owner: int = 2,
-               max_open_databases: int = None, api_docs: bool = False, **launcher_options) -> FastAPI:
+               max_open_databases: int = None, api_docs: bool = False, cors_origins=(), public_hosts=(), **launcher_options) -> FastAPI:
     "A new embedded Pod keeping its data in `data_dir`, which it locks until `close_pod`."
+    hosts = parse_hosts(public_hosts) | parse_hosts([urlsplit(pod_address).netloc])  # plugins call the Pod at its pod_address
+    cors_origins = parse_origins(cors_origins)
     data_dir = Path(data_dir).expanduser()
     folder_lock = open_data_folder(data_dir, pod_address)
     state = PodState(data_dir, Store(data_dir, clock, max_open_databases), parse_owners(owners), pod_address, smtp=smtp,
@@ -40,7 +43,7 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
     app.state.pod = state
     add_error_handlers(app, shared_server)
     add_routes(app, shared_server)
-    app.add_middleware(PodHeaders)
+    app.add_middleware(PodHeaders, cors_origins=cors_origins, hosts=hosts)
     hide_keys_in_logs()
     return app
 

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['VALUE_TABLES', 'INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPES',
-           'DECLARED_NAME', 'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name',
-           'value_type_of', 'declare', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items',
-           'create_edges']
+           'DECLARED_NAME', 'ID_PATTERN', 'CREATE_BASE_KEYS', 'ITEM_INSERT', 'NOT_STARTED_IMAGES', 'stored_value',
+           'check_update_name', 'value_type_of', 'declare', 'create_items', 'check_plugin_run', 'rowid_of',
+           'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
@@ -123,6 +123,8 @@ def _json_list(values: list) -> str:
     return orjson.dumps(values).decode()
 
 # %% ../../nbs/server.store.ipynb #52fe6cbe
+ITEM_INSERT = "INSERT INTO items (rowid, id, type, dateCreated, dateModified, dateServerModified, deleted) VALUES (?, ?, ?, ?, ?, ?, ?)"  # names its columns: the table has more (see `number_changes`)
+
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
     if type(items) is not list: raise PodFailure(400, "createItems must be an array of items")
@@ -148,7 +150,7 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
         ids.append(item_id); new_ids.append(item_id)
         next_rowid += 1
     _check_new_ids(database, new_ids)
-    database.connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", item_rows)
+    database.connection.executemany(ITEM_INSERT, item_rows)
     for table, rows in property_rows.items():
         if rows: database.connection.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
     for run_id in runs: check_plugin_run(database, run_id)
@@ -256,7 +258,7 @@ def _insert_edges(database: OwnerDatabase, new_items: list, edge_rows: list, now
                                "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1",
                                (_json_list([row[0] for row in edge_rows]),)).fetchone()
     if taken: raise PodFailure(409, f"item {taken[0]!r} is already an edge")
-    connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)", new_items)
+    connection.executemany(ITEM_INSERT, new_items)
     connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edge_rows)
     connection.execute("UPDATE items SET dateServerModified = ? WHERE rowid IN (SELECT value FROM json_each(?))",
                        (now, _json_list(sorted({row[1] for row in edge_rows}))))

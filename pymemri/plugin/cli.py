@@ -142,12 +142,13 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         print(f"Aborted: {name} stopped because its run was aborted or ended elsewhere (the Pod no longer takes its token)",
               file=sys.stderr)
         return EXIT_CODES[RunStatus.aborted]
+    else:
+        print(f"Done: {name} finished", file=sys.stderr)  # before the status, so that whoever follows the run sees it in the log
+        plugin.set_status(RunStatus.done)
+        return EXIT_CODES[RunStatus.done]
     finally:
         bar.close()
-        if listener: listener.stop()
-    print(f"Done: {name} finished", file=sys.stderr)  # before the status, so that whoever follows the run sees it in the log
-    plugin.set_status(RunStatus.done)
-    return EXIT_CODES[RunStatus.done]
+        if listener: listener.stop()  # after the run's final status, which ends the listener's held request
 
 # %% ../../nbs/plugin.cli.ipynb #d18e9677
 def _run_config(run: PluginRun, config_file: str = None):

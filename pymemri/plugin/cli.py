@@ -143,6 +143,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
               file=sys.stderr)
         return EXIT_CODES[RunStatus.aborted]
     else:
+        bar.close()
         print(f"Done: {name} finished", file=sys.stderr)  # before the status, so that whoever follows the run sees it in the log
         plugin.set_status(RunStatus.done)
         return EXIT_CODES[RunStatus.done]

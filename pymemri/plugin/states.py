@@ -74,14 +74,20 @@ STOP_WAIT = 5  # seconds `StatusListener.stop` waits for the listening thread to
 class StatusListener:
     "Calls `on_status` (once) when the run's status reaches one of `statuses`."
     def __init__(self, api: PodAPI, run_id: str, statuses, on_status, interval: float = 0.25):
-        self.api, self.run_id, self.statuses, self.on_status, self.interval = api, run_id, set(statuses), on_status, interval
+        self.run_id, self.statuses, self.on_status, self.interval = run_id, set(statuses), on_status, interval
+        self.api = PodAPI(api.url, api.owner_key, api.auth, api.timeout)  # a session of its own: it holds a connection
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True, name=f"status-listener-{run_id}")
 
     def _listen(self):
+        try: self._follow()
+        finally: self.api.session.close()
+
+    def _follow(self):
         since = None
         while not self._stop.is_set():
-            try: changed, since = _run_changed(self.api, self.run_id, since, 0 if since is None else FOLLOW_WAIT)
+            held = since is not None
+            try: changed, since = _run_changed(self.api, self.run_id, since, FOLLOW_WAIT if held else 0)
             except PodNotFound: return self._poll()
             except PodError:
                 self._stop.wait(self.interval)
@@ -89,6 +95,7 @@ class StatusListener:
             status = changed and changed.get("status")
             if status in self.statuses and not self._stop.is_set(): return self.on_status(status)
             if status in FINAL_STATES: return  # nothing follows a final status
+            if changed and held: self._stop.wait(self.interval)  # a run that changes often is asked at most once an interval
 
     def _poll(self):
         while not self._stop.wait(self.interval):

@@ -123,7 +123,8 @@ def _json_list(values: list) -> str:
     return orjson.dumps(values).decode()
 
 # %% ../../nbs/server.store.ipynb #52fe6cbe
-ITEM_INSERT = "INSERT INTO items (rowid, id, type, dateCreated, dateModified, dateServerModified, deleted) VALUES (?, ?, ?, ?, ?, ?, ?)"  # names its columns: the table has more (see `number_changes`)
+# names its columns: the table has more (see `number_changes`)
+ITEM_INSERT = "INSERT INTO items (rowid, id, type, dateCreated, dateModified, dateServerModified, deleted) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."

@@ -99,9 +99,10 @@ async def _hung_up(request: Request):
 
 async def changes_route(request: Request, call: PodCall = Depends(pod_call)):
     "The items changed since the cursor `since`; with `wait`, held until one of them matches or `wait` seconds pass."
-    query, feed = call.payload, call.state.feed
-    if not query["wait"]: return json_reply(await run_in_threadpool(read_changes, call.database, query))
-    deadline = time.monotonic() + query["wait"]
+    query, feed, deadline = call.payload, call.state.feed, time.monotonic() + call.payload["wait"]
+    reply = await run_in_threadpool(read_changes, call.database, query)
+    if reply["items"] or not query["wait"]: return json_reply(reply)
+    query["since"] = int(reply["next"])
     with feed.hold(call.owner) as changed:
         hangup = asyncio.ensure_future(_hung_up(request))
         try:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TABLES_SQL', 'BUILTIN_SCHEMA', 'IMPLICIT_SCHEMA', 'CHANGE_TRIGGERS', 'PodFailure', 'check_owner', 'normalise_key',
-           'cipher_key', 'number_changes', 'now_millis', 'OwnerDatabase', 'default_pool_size', 'Store']
+           'cipher_key', 'number_changes', 'next_change', 'now_millis', 'OwnerDatabase', 'default_pool_size', 'Store']
 
 # %% ../../nbs/server.db.ipynb #93c21a24
 import hashlib
@@ -91,7 +91,7 @@ BUILTIN_SCHEMA = [  # (id, itemType, propertyName, valueType)
 IMPLICIT_SCHEMA = {"edgeName": "Text", "sourceType": "Text", "targetType": "Text"}
 
 # %% ../../nbs/server.db.ipynb #e582684d
-CHANGE_TRIGGERS = ("""CREATE TRIGGER IF NOT EXISTS items_created_changeSeq AFTER INSERT ON items BEGIN
+CHANGE_TRIGGERS = ("""CREATE TRIGGER IF NOT EXISTS items_created_changeSeq AFTER INSERT ON items WHEN NEW.changeSeq IS NULL BEGIN
   UPDATE items SET changeSeq = (SELECT coalesce(max(changeSeq), 0) + 1 FROM items) WHERE rowid = NEW.rowid; END""",
   """CREATE TRIGGER IF NOT EXISTS items_changed_changeSeq AFTER UPDATE ON items WHEN NEW.changeSeq IS OLD.changeSeq BEGIN
   UPDATE items SET changeSeq = (SELECT max(changeSeq) + 1 FROM items) WHERE rowid = NEW.rowid; END""")
@@ -105,6 +105,10 @@ def number_changes(connection):
         SELECT rowid, (SELECT coalesce(max(changeSeq), 0) FROM items) + row_number() OVER (ORDER BY dateServerModified, rowid) AS number
         FROM items WHERE changeSeq IS NULL) AS numbered WHERE items.rowid = numbered.rowid""")
     for trigger in CHANGE_TRIGGERS: connection.execute(trigger)
+
+def next_change(connection) -> int:
+    "The change number the next write of an item gets (for inserts that number their rows themselves)."
+    return connection.execute("SELECT coalesce(max(changeSeq), 0) + 1 FROM items").fetchone()[0]
 
 # %% ../../nbs/server.db.ipynb #ce29dffc
 def now_millis() -> int:

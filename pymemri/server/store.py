@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['VALUE_TABLES', 'INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPES',
            'DECLARED_NAME', 'ID_PATTERN', 'CREATE_BASE_KEYS', 'ITEM_INSERT', 'NOT_STARTED_IMAGES', 'stored_value',
-           'check_update_name', 'value_type_of', 'declare', 'create_items', 'check_plugin_run', 'rowid_of',
+           'check_update_name', 'value_type_of', 'declare', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of',
            'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
@@ -15,7 +15,7 @@ import secrets
 
 import orjson
 
-from .db import OwnerDatabase, PodFailure
+from .db import OwnerDatabase, PodFailure, next_change
 
 # %% ../../nbs/server.store.ipynb #e2e3dff5
 VALUE_TABLES = {"Text": "strings", "Integer": "integers", "Bool": "integers", "DateTime": "integers", "Real": "reals"}
@@ -123,8 +123,13 @@ def _json_list(values: list) -> str:
     return orjson.dumps(values).decode()
 
 # %% ../../nbs/server.store.ipynb #52fe6cbe
-# names its columns: the table has more (see `number_changes`)
-ITEM_INSERT = "INSERT INTO items (rowid, id, type, dateCreated, dateModified, dateServerModified, deleted) VALUES (?, ?, ?, ?, ?, ?, ?)"
+ITEM_INSERT = ("INSERT INTO items (rowid, id, type, dateCreated, dateModified, dateServerModified, deleted, changeSeq) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+def numbered(database: OwnerDatabase, rows: list) -> list:
+    "`rows` of new items, each with its change number added, as `ITEM_INSERT` takes them."
+    first = next_change(database.connection)
+    return [(*row, first + offset) for offset, row in enumerate(rows)]
 
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
@@ -151,7 +156,7 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
         ids.append(item_id); new_ids.append(item_id)
         next_rowid += 1
     _check_new_ids(database, new_ids)
-    database.connection.executemany(ITEM_INSERT, item_rows)
+    database.connection.executemany(ITEM_INSERT, numbered(database, item_rows))
     for table, rows in property_rows.items():
         if rows: database.connection.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
     for run_id in runs: check_plugin_run(database, run_id)
@@ -259,7 +264,8 @@ def _insert_edges(database: OwnerDatabase, new_items: list, edge_rows: list, now
                                "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1",
                                (_json_list([row[0] for row in edge_rows]),)).fetchone()
     if taken: raise PodFailure(409, f"item {taken[0]!r} is already an edge")
-    connection.executemany(ITEM_INSERT, new_items)
+    connection.executemany(ITEM_INSERT, numbered(database, new_items))
     connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edge_rows)
-    connection.execute("UPDATE items SET dateServerModified = ? WHERE rowid IN (SELECT value FROM json_each(?))",
-                       (now, _json_list(sorted({row[1] for row in edge_rows}))))
+    connection.execute("UPDATE items SET dateServerModified = ?, changeSeq = ? + sources.number FROM (SELECT value AS item, "
+                       "row_number() OVER () AS number FROM json_each(?)) AS sources WHERE items.rowid = sources.item",
+                       (now, next_change(connection) - 1, _json_list(sorted({row[1] for row in edge_rows}))))

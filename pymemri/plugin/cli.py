@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EXIT_CODES', 'PROGRESS_FORMAT', 'store_keys', 'read_json_file', 'read_metadata', 'metadata_account', 'execute',
-           'prepare', 'pod_environment', 'store_run', 'run_from_metadata', 'run_plugin', 'create_run', 'follow_run',
-           'resume_note', 'simulate_run_plugin_from_frontend']
+           'prepare', 'pod_environment', 'store_run', 'run_from_metadata', 'run_plugin', 'create_run', 'RunOutput',
+           'follow_run', 'resume_note', 'simulate_run_plugin_from_frontend']
 
 # %% ../../nbs/plugin.cli.ipynb #adca312c
 import json
@@ -22,7 +22,7 @@ from fastcore.script import call_parse, store_true
 from tqdm import tqdm
 
 from ..data.schema import Account, PluginRun
-from ..pod.api import RUN_ENDED, PodError
+from ..pod.api import RUN_ENDED, PodError, PodNotFound
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, plugin_log_path, write_keys
 from .cli_options import CLIError, cli_errors, connected_client, with_pod_options
@@ -142,12 +142,14 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
         print(f"Aborted: {name} stopped because its run was aborted or ended elsewhere (the Pod no longer takes its token)",
               file=sys.stderr)
         return EXIT_CODES[RunStatus.aborted]
+    else:
+        bar.close()
+        print(f"Done: {name} finished", file=sys.stderr)  # before the status, so that whoever follows the run sees it in the log
+        plugin.set_status(RunStatus.done)
+        return EXIT_CODES[RunStatus.done]
     finally:
         bar.close()
-        if listener: listener.stop()
-    plugin.set_status(RunStatus.done)
-    print(f"Done: {name} finished", file=sys.stderr)
-    return EXIT_CODES[RunStatus.done]
+        if listener: listener.stop()  # after the run's final status, which ends the listener's held request
 
 # %% ../../nbs/plugin.cli.ipynb #d18e9677
 def _run_config(run: PluginRun, config_file: str = None):
@@ -241,12 +243,37 @@ def create_run(client: PodClient, metadata: dict, container: str = None, config=
     else: account = metadata_account(metadata) if metadata.get("account") is not None else None
     return store_run(client, run, account)
 
-def follow_run(client: PodClient, run_id: str, timeout: float = None) -> dict:
-    "Show the run's progress until it ends; its final JSON."
+def _unseen(seen: str, logs: str) -> str:
+    "What `logs` (the end of a run's log) holds after `seen` (the end read before)."
+    if logs.startswith(seen): return logs[len(seen):]
+    tail = seen[-200:]  # the log outgrew the 1 MiB the Pod returns: find where the last reading ended
+    found = logs.rfind(tail)
+    return logs if found < 0 else logs[found + len(tail):]
+
+class RunOutput:
+    "Writes what a run's plugin printed, from the run's log in the Pod, a part at a time with `show`."
+    def __init__(self, api, run_id: str, write): self.api, self.run_id, self.write, self.seen = api, run_id, write, ""
+
+    def show(self):
+        "Write what the log gained since the last `show`."
+        try: logs = self.api.get_pluginrun_log(self.run_id)
+        except PodNotFound: return  # no log yet, or a Pod without run logs (the reference Pod)
+        if unseen := _unseen(self.seen, logs): self.write(unseen)
+        self.seen = logs
+
+def follow_run(client: PodClient, run_id: str, timeout: float = None,
+               show_output: bool = True) -> dict:  # also print what the plugin prints, from the run's log
+    "Show the run's progress, and what its plugin prints, until it ends; its final JSON."
     bar = tqdm(total=1.0, desc="waiting", bar_format=PROGRESS_FORMAT)
-    show = lambda run: _show_progress(bar, run.get("progress"), f"{run.get('status') or 'waiting'}: {run.get('message') or ''}")
+    printed = _PrintsAboveBar(bar, sys.stdout)
+    output = RunOutput(client.api, run_id, printed.write)
+    def show(run):
+        if show_output: output.show()
+        _show_progress(bar, run.get("progress"), f"{run.get('status') or 'waiting'}: {run.get('message') or ''}")
     try: return wait_for_status(client.api, run_id, FINAL_STATES, timeout=timeout, on_poll=show)
-    finally: bar.close()
+    finally:
+        printed.flush()
+        bar.close()
 
 # %% ../../nbs/plugin.cli.ipynb #a7c31e21
 def resume_note(client: PodClient, run: PluginRun) -> str:

@@ -26,7 +26,8 @@ ACTIONS = {"version": "asking for the Pod's version", "create_item": "creating a
            "get_edges": "reading edges", "create_edge": "creating an edge", "bulk": "uploading items",
            "send_email": "sending an email", "upload_file": "uploading a file", "get_file": "reading a file",
            "graphql": "running a GraphQL query", "get": "reading an item", "create": "creating an item",
-           "update": "updating an item", "add_to_schema": "declaring item types"}  # endpoint or client call -> what it does
+           "update": "updating an item", "add_to_schema": "declaring item types",
+           "changes": "reading changes", "get_pluginrun_log": "reading a run's log"}  # endpoint or client call -> what it does
 
 ERROR_CODE_HEADER = "X-Pod-Error"  # a reply header naming a refusal that clients act on, beside its human-readable text
 RUN_ENDED = "run-ended"  # its value when a plugin's token is refused because the plugin's run has ended
@@ -49,12 +50,12 @@ class PodBadRequest(PodError): "The request does not fit the API or the Pod's sc
 class PodAuthError(PodError): "Wrong database key, token or owner (401, 403)."
 class PodNotFound(PodError): "No such item or file (404)."
 class PodConflict(PodError): "It exists already (409)."
-class PodUnavailable(PodError): "No Pod answered, or it could not serve the request now."
+class PodUnavailable(PodError): "No Pod answered, or it could not serve the request now (429, 502-504)."
 class PodServerError(PodError): "The Pod failed while serving the request (500)."
 
 # %% ../../nbs/pod.api.ipynb #e5ef26c9
 _ERRORS = {400: PodBadRequest, 413: PodBadRequest, 422: PodBadRequest, 401: PodAuthError, 403: PodAuthError,
-           404: PodNotFound, 409: PodConflict, 502: PodUnavailable, 503: PodUnavailable, 504: PodUnavailable}
+           404: PodNotFound, 409: PodConflict, 429: PodUnavailable, 502: PodUnavailable, 503: PodUnavailable, 504: PodUnavailable}
 
 def error_for(status: int, text: str, endpoint: str = "", url: str = "", code: str = None) -> PodError:
     "The `PodError` for a reply with `status`, body `text` and the `code` in its `X-Pod-Error` header."
@@ -92,8 +93,9 @@ class PodAPI:
 # %% ../../nbs/pod.api.ipynb #75fe47cc
 def _request(api: PodAPI, endpoint: str, url: str, **kwargs) -> requests.Response:
     "Send one request; a `PodError` for anything but 200."
-    try: response = api.session.request(kwargs.pop("method", "POST"), url, timeout=(5, api.timeout), **kwargs)
-    except requests.Timeout: raise PodUnavailable(None, f"no answer within {api.timeout} s", endpoint, api.url) from None
+    seconds = kwargs.pop("timeout", api.timeout)
+    try: response = api.session.request(kwargs.pop("method", "POST"), url, timeout=(5, seconds), **kwargs)
+    except requests.Timeout: raise PodUnavailable(None, f"no answer within {seconds:g} s", endpoint, api.url) from None
     except requests.exceptions.ChunkedEncodingError: raise _cut_short(api, endpoint) from None
     except requests.RequestException: raise PodUnavailable(None, "no Pod answers there", endpoint, api.url) from None
     if response.status_code != 200:
@@ -104,11 +106,13 @@ def _cut_short(api: PodAPI, endpoint: str) -> PodError:
     return PodUnavailable(None, "the reply was cut short: the Pod stopped sending it part way", endpoint, api.url)
 
 @patch
-def _post(self: PodAPI, endpoint: str, payload=None, payload_json: bytes = None, raw: bool = False, stream: bool = False):
+def _post(self: PodAPI, endpoint: str, payload=None, payload_json: bytes = None, raw: bool = False, stream: bool = False,
+          timeout: float = None):  # seconds to wait for the reply (default: the API's timeout)
     "POST `payload` (or the JSON `payload_json`) to `endpoint` in the envelope; the parsed reply (`raw`: its bytes; `stream`: the reply)."
     body = b'{"auth":' + self._auth_json + b',"payload":' + (payload_json or orjson.dumps(payload)) + b"}"
     response = _request(self, endpoint, f"{self.url}/v4/{self.owner_key}/{endpoint}", data=body,
-                        headers={"Content-Type": "application/json"}, stream=stream)
+                        headers={"Content-Type": "application/json"}, stream=stream,
+                        timeout=timeout or self.timeout)
     if stream: return response
     return response.content if raw else orjson.loads(response.content)
 
@@ -191,3 +195,30 @@ def get_file(self: PodAPI, sha256: str,
         os.replace(partial, path)
     finally: partial.unlink(missing_ok=True)
     return path
+
+# %% ../../nbs/pod.api.ipynb #1fdd51e7
+@patch
+def changes(self: PodAPI, since: str = None,  # a cursor from an earlier reply's `next` (None: from the beginning)
+            types: list = None,  # only items of these types
+            ids: list = None,  # only the items with these ids
+            wait: float = 0,  # seconds the Pod may hold the request until a matching item changes (0-60)
+            limit: int = 1000) -> dict:  # at most this many items
+    "`{\"items\": [...], \"next\": cursor}`: the items changed after `since`, oldest change first."
+    payload = {"since": since, "wait": wait, "limit": limit, **({"types": list(types)} if types is not None else {}),
+               **({"ids": list(ids)} if ids is not None else {})}
+    return self._post("changes", payload, timeout=self.timeout + wait)
+
+@patch
+def follow(self: PodAPI, types: list = None, ids: list = None, since: str = None,
+           wait: float = 30):  # seconds each request is held
+    "The JSON of each item as it changes after `since` (None: every item first), for as long as the caller iterates."
+    while True:
+        reply = self.changes(since, types, ids, wait)
+        yield from reply["items"]
+        since = reply["next"]
+
+# %% ../../nbs/pod.api.ipynb #d73a12ea
+@patch
+def get_pluginrun_log(self: PodAPI, run_id: str) -> str:
+    "The end (at most 1 MiB) of what the plugin of run `run_id` printed, with keys and tokens masked."
+    return self._post("get_pluginrun_log", run_id)["logs"]

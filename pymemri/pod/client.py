@@ -272,3 +272,21 @@ def create_if_external_id_not_exists(self: PodClient, item: Item) -> bool:
     if self.search({"type": item.type, "externalId": item.externalId}, include_edges=False): return False
     self.create(item)
     return True
+
+# %% ../../nbs/pod.client.ipynb #098747ae
+def _type_names(types) -> list:
+    "Type names from item classes or names: one, or a list."
+    if types is None: return None
+    return [kind if isinstance(kind, str) else kind.__name__ for kind in ([types] if isinstance(types, (str, type)) else types)]
+
+@patch
+def changes(self: PodClient, since: str = None, types: list = None, ids: list = None, wait: float = 0, limit: int = 1000) -> tuple:
+    "`(items, next)`: the items changed after the cursor `since` (None: all), oldest change first, and the cursor to pass next."
+    reply = self.api.changes(since, _type_names(types), ids, wait, limit)
+    return [Item.from_json(item) for item in reply["items"]], reply["next"]
+
+@patch
+def follow(self: PodClient, types: list = None, ids: list = None, since: str = None,
+           wait: float = 30):  # seconds each request is held
+    "Each item (as its class) as it changes after `since` (None: every item first), for as long as you iterate."
+    for item in self.api.follow(_type_names(types), ids, since, wait): yield Item.from_json(item)

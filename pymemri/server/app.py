@@ -17,6 +17,7 @@ from .db import Store, now_millis
 from .launchers import LaunchQueue, make_launcher
 from .private import hide_keys_in_logs, open_data_folder
 from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers, parse_hosts, parse_origins
+from .changes import MAX_HELD, ChangeFeed
 from .calls import logger  # the Pod's log, imported from here by `pymemri.server.serve`
 from .routes import add_routes
 from .runs import plugin_exited, run_failed, run_waits
@@ -25,14 +26,16 @@ from .runs import plugin_exited, run_failed, run_waits
 def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://localhost:3030",
                plugin_runner: str = "process", launcher=None, smtp: dict = None, shared_server: bool = False,
                clock=now_millis, reply_limit: int = REPLY_LIMIT, max_plugin_runs: int = 4, max_plugin_runs_per_owner: int = 2,
-               max_open_databases: int = None, api_docs: bool = False, cors_origins=(), public_hosts=(), **launcher_options) -> FastAPI:
+               max_open_databases: int = None, api_docs: bool = False, cors_origins=(), public_hosts=(),
+               max_held_changes: int = MAX_HELD, **launcher_options) -> FastAPI:
     "A new embedded Pod keeping its data in `data_dir`, which it locks until `close_pod`."
     hosts = parse_hosts(public_hosts) | parse_hosts([urlsplit(pod_address).netloc])  # plugins call the Pod at its pod_address
     cors_origins = parse_origins(cors_origins)
     data_dir = Path(data_dir).expanduser()
     folder_lock = open_data_folder(data_dir, pod_address)
     state = PodState(data_dir, Store(data_dir, clock, max_open_databases), parse_owners(owners), pod_address, smtp=smtp,
-                     clock=clock, reply_limit=reply_limit, folder_lock=folder_lock)
+                     clock=clock, reply_limit=reply_limit, folder_lock=folder_lock, feed=ChangeFeed(max_held_changes))
+    state.store.on_commit = state.feed.changed
     on_exit = lambda *run: plugin_exited(state, *run)
     state.launcher = launcher or make_launcher(plugin_runner, data_dir, on_exit=on_exit, **launcher_options)
     if getattr(state.launcher, "on_exit", False) is None: state.launcher.on_exit = on_exit  # a launcher given unwired
@@ -49,6 +52,7 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
 
 def close_pod(state: PodState):
     "Stop the Pod's plugins, close its databases and unlock its data folder."
+    state.feed.close()
     state.launches.stop()
     state.store.close()
     if state.folder_lock: state.folder_lock.close()

@@ -65,6 +65,11 @@ class PluginAuthority:
         if type(auth) is not dict or auth.get("type") != "PluginAuth" or type(auth.get("data")) is not dict: return None
         return self._runs.get(str(auth["data"].get("nonce")).lower())
 
+    def token_parts(self, run_id: str, database_key: str, owner: str) -> list:
+        "The hex parts (nonce, encryptedPermissions) of the tokens issued for `run_id`, to mask them where they might show."
+        return [part for nonce, run in self._runs.items() if run == run_id for part in (nonce, crypto_aead_xchacha20poly1305_ietf_encrypt(
+            _key_bytes(database_key), owner.encode(), bytes.fromhex(nonce), self._secret).hex())]
+
 # %% ../../nbs/server.auth.ipynb #8135a2d3
 def database_key(auth, authority: PluginAuthority, owner: str) -> str:
     "The normalised database key a request's `auth` carries or unlocks on `owner`'s path."

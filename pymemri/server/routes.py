@@ -28,6 +28,7 @@ from .search import get_edges, get_item, search
 from .store import create_edges, create_items, delete_items, update_items
 from .calls import (FILE_LIMIT, PodCall, PodState, check_run_live, json_reply, logger, open_database,
                                      pod_call)
+from .changes import changes_route, get_pluginrun_log
 from .runs import plugin_launches, start_plugins
 
 # %% ../../nbs/server.routes.ipynb #4ac028f2
@@ -216,7 +217,8 @@ def graphql_route(call: PodCall = Depends(pod_call)):
 JSON_ROUTES = {"create_item": create_item, "get_item": get_item_route, "update_item": update_item,
                "delete_item": delete_item, "search": search_route, "get_edges": get_edges_route,
                "create_edge": create_edge, "bulk": bulk, "get_file": get_file, "send_email": send_email,
-               "trigger/status": trigger_status, "graphql": graphql_route}
+               "trigger/status": trigger_status, "graphql": graphql_route, "changes": changes_route,
+               "get_pluginrun_log": get_pluginrun_log}
 
 def add_routes(app: FastAPI, shared_server: bool = False):
     "Add every endpoint (only `version` and `create_item` for a shared server)."

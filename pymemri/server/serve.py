@@ -110,9 +110,9 @@ def connection_limits(state: PodState, max_connections: int = None) -> tuple:
 # %% ../../nbs/server.serve.ipynb #0fd1a003
 class PodUvicorn(uvicorn.Server):
     "uvicorn's server, accepting connections itself: at most `max_connections` open, the others wait in the listen queue."
-    def __init__(self, config: uvicorn.Config, max_connections: int, errors: RepeatedLog):
+    def __init__(self, config: uvicorn.Config, max_connections: int, errors: RepeatedLog, feed=None):
         super().__init__(config)
-        self.max_connections, self.errors = max_connections, errors
+        self.max_connections, self.errors, self.feed = max_connections, errors, feed  # feed: the app's `ChangeFeed`
         self.listeners, self.accepting, self.handshakes, self.resume_at = [], set(), set(), 0.0
 
     async def startup(self, sockets: list = None):
@@ -131,6 +131,7 @@ class PodUvicorn(uvicorn.Server):
 
     async def shutdown(self, sockets: list = None):
         self._listen(False)
+        if self.feed: self.feed.close()  # held `changes` requests are answered now, so stopping does not wait for them
         self.errors.flush(force=True)
         await super().shutdown(sockets=sockets)
 
@@ -215,7 +216,7 @@ def pod_uvicorn(app, log_level: str, max_connections: int = None, **config) -> P
     connections, requests = connection_limits(state, max_connections)
     config = uvicorn.Config(Overload(app, requests, state.errors), log_level=log_level, access_log=False, lifespan="off",
                             http=H11WithHeadTimeout, loop="asyncio", **config)
-    return PodUvicorn(config, connections, state.errors)
+    return PodUvicorn(config, connections, state.errors, state.feed)
 
 # %% ../../nbs/server.serve.ipynb #679f31d8
 def _serve(server: PodServer, sock: socket.socket):

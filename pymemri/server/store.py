@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPE_NAMES', 'DECLARED_NAME',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items', 'create_edges']
+           'declare', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items',
+           'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
@@ -14,7 +15,8 @@ import secrets
 
 import orjson
 
-from .db import INSERT_ITEM, OwnerDatabase, PodFailure
+from .db import INSERT_ITEM, OwnerDatabase, PodFailure, next_change
+
 
 # %% ../../nbs/server.store.ipynb #e2e3dff5
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
@@ -127,6 +129,11 @@ def _json_list(values: list) -> str:
     return orjson.dumps(values).decode()
 
 # %% ../../nbs/server.store.ipynb #52fe6cbe
+def numbered(database: OwnerDatabase, rows: list) -> list:
+    "`rows` of new items, each with its change number added, as `INSERT_ITEM` takes them."
+    first = next_change(database.connection)
+    return [(*row, first + offset) for offset, row in enumerate(rows)]
+
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
     if type(items) is not list: raise PodFailure(400, "createItems must be an array of items")
@@ -150,7 +157,7 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
         ids.append(item_id); new_ids.append(item_id)
         next_rowid += 1
     _check_new_ids(database, new_ids)
-    database.connection.executemany(INSERT_ITEM, item_rows)
+    database.connection.executemany(INSERT_ITEM, numbered(database, item_rows))
     for run_id in runs: check_plugin_run(database, run_id)
     return ids, runs
 
@@ -255,7 +262,9 @@ def _insert_edges(database: OwnerDatabase, new_items: list, edge_rows: list, giv
     taken = given and connection.execute("SELECT i.id FROM edges e JOIN items i ON i.rowid = e.self "
                                          "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1", (_json_list(given),)).fetchone()
     if taken: raise PodFailure(409, f"item {taken[0]!r} is already an edge")
-    connection.executemany(INSERT_ITEM, new_items)
+    connection.executemany(INSERT_ITEM, numbered(database, new_items))
     connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edge_rows)
-    connection.execute("UPDATE items SET dateServerModified = ?1 WHERE rowid IN (SELECT value FROM json_each(?2)) "
-                       "AND dateServerModified != ?1", (now, _json_list(sorted({row[1] for row in edge_rows}))))
+    connection.execute("UPDATE items SET dateServerModified = ?, changeSeq = ? + sources.number FROM (SELECT value AS item, "
+                       "row_number() OVER () AS number FROM json_each(?)) AS sources WHERE items.rowid = sources.item",
+                       (now, next_change(connection) - 1, _json_list(sorted({row[1] for row in edge_rows}))))
+

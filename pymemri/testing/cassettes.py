@@ -11,12 +11,16 @@ import copy
 import json
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
 from urllib.parse import urlsplit
 
+import vcr.patch
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.filters import decode_response
@@ -105,6 +109,28 @@ def _quiet_vcr():
     try: yield
     finally: vcr_logger.setLevel(level)
 
+_SWAPPING = threading.RLock()
+
+def _locked(function):
+    def locked(*args, **kwargs):
+        with _SWAPPING: return function(*args, **kwargs)
+    return locked
+
+@contextmanager
+def _one_swap_at_a_time():
+    "Make vcrpy's putting back of the real connection classes (for requests it lets through) and the making of connections exclusive."
+    real_reset = vcr.patch.force_reset
+    @contextmanager
+    def locked_reset():
+        with _SWAPPING, real_reset(): yield
+    patches = [mock.patch.object(vcr.patch, "force_reset", locked_reset),
+               *(mock.patch.object(owner, name, _locked(getattr(owner, name)))
+                 for owner, name in ((HTTPConnectionPool, "_new_conn"), (HTTPSConnectionPool, "_new_conn"), (PoolManager, "_new_pool")))]
+    for patch in patches: patch.start()
+    try: yield
+    finally:
+        for patch in reversed(patches): patch.stop()
+
 MATCHERS = {"method": method, "scheme": scheme, "host": host, "port": port, "path": path, "query": query}
 
 def _endpoint(url: str) -> tuple:
@@ -138,6 +164,6 @@ def cassette(path,  # The cassette file (YAML), e.g. tests/cassettes/test_import
                                      match_on=[MATCHERS[name] for name in match_on], before_record_request=keep,
                                      before_record_response=lambda response: redact_response(response, secrets))
     no_waits = mock.patch.object(http, "pause", lambda seconds, abort=None: False) if replaying and skip_waits else nullcontext()
-    with recorder as tape, _quiet_vcr(), no_waits:
+    with _one_swap_at_a_time(), recorder as tape, _quiet_vcr(), no_waits:
         tape.latency = latency
         yield tape

@@ -66,7 +66,7 @@ import orjson
 import requests
 import sqlcipher3
 
-from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL
+from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
 
 from benchkit import pod_process
 
@@ -100,8 +100,7 @@ def raw_connect(path: Path, key: str, synchronous: str = "FULL"):
     connection.execute(f"PRAGMA key = \"x'{key}'\"")
     for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
-    for statement in TABLES_SQL.split(";"):
-        if statement.strip(): connection.execute(statement)
+    for statement in sql_statements(TABLES_SQL): connection.execute(statement)
     return connection
 
 
@@ -110,20 +109,20 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str =
     folder.mkdir()
     connection = raw_connect(folder / "raw.sqlite", key, synchronous)
     now = int(time.time() * 1000)
-    connection.execute(INSERT_ITEM, (1, uuid.uuid4().hex, "Person", now, now, now, 0, "{}"))
+    connection.execute(INSERT_ITEM, (1, uuid.uuid4().hex, "Person", now, now, now, 0, "{}", 1))
     item_batches, edge_batches, rowid = [], [], 2
     for group in batches(dogs, batch):
         items = []
         for dog in group:
             properties = orjson.dumps({name: dog[name] for name in PROPERTIES}).decode()
-            items.append((rowid, dog["id"], "Dog", now, now, now, 0, properties))
+            items.append((rowid, dog["id"], "Dog", now, now, now, 0, properties, rowid))  # change number: as the Pod, from Python
             rowid += 1
         item_batches.append(items)
     dog_rowid = 2
     for group in batches(dogs, batch):
         edge_items, edges = [], []
         for _ in group:
-            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0, "{}"))
+            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0, "{}", rowid))
             edges.append((rowid, dog_rowid, "owner", 1))
             rowid, dog_rowid = rowid + 1, dog_rowid + 1
         edge_batches.append((edge_items, edges))
@@ -173,7 +172,7 @@ def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -
     start = time.perf_counter()
     for rowid in range(1, count + 1):
         connection.execute("BEGIN")
-        connection.execute(INSERT_ITEM, (rowid, uuid.uuid4().hex, "Dog", now, now, now, 0, "{}"))
+        connection.execute(INSERT_ITEM, (rowid, uuid.uuid4().hex, "Dog", now, now, now, 0, "{}", rowid))
         connection.execute("COMMIT")
     seconds = time.perf_counter() - start
     connection.close()

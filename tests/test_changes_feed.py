@@ -2,7 +2,8 @@
 existed, many requests held at once, clients that hang up, a Pod that stops while it holds requests, and a
 follower that must miss nothing while another client writes.
 
-tests/data/pod_before_changes is a data folder written by the embedded Pod before items had change numbers:
+tests/data/pod_before_changes is a data folder written by the embedded Pod before items had change numbers (layout 1,
+so opening it upgrades it to layout 2 and then 3 in one transaction):
 owner OWNER, database key KEY, a declaration of Dog.name, three Dogs (dog-000, dog-001, dog-002), an edge
 dog-000 -> dog-001, dog-001 renamed, dog-002 deleted.
 """

@@ -57,6 +57,10 @@ def test_upgraded_folder_answers_as_before(old_folder):
             assert pod.post(f"/v4/{EXPECTED['owner']}/update_item", json={"auth": auth, "payload": payload}).status_code == 200
         dog = pod.post(f"/v4/{EXPECTED['owner']}/get_item", json={"auth": auth, "payload": "dog-000002"}).json()[0]
         assert (dog["age"], "name" in dog, dog["bites"]) == (8, False, False)
+        # layout 3: the old items are numbered in the order they last changed, the two writes since come after them
+        feed = pod.post(f"/v4/{EXPECTED['owner']}/changes", json={"auth": auth, "payload": {"limit": 10_000}}).json()["items"]
+        assert [item["id"] for item in feed[-2:]] == ["dog-000002", "file-00001"]
+        assert [item["dateServerModified"] for item in feed[:-2]] == sorted(item["dateServerModified"] for item in feed[:-2])
     assert layout(database_file(old_folder)) == (SCHEMA_VERSION, ["edges", "items"])
 
 
@@ -75,3 +79,15 @@ def test_failed_upgrade_changes_nothing(old_folder, monkeypatch):
     assert database.schema["weight"] == "Real"
     database.close()
     assert before != path.read_bytes()
+
+
+def test_failed_later_step_undoes_the_earlier_ones(old_folder, monkeypatch):
+    "Layout 1 goes to 2 and then to 3 in the one transaction that opens it: a failure in the second step leaves layout 1."
+    path = database_file(old_folder)
+
+    def broken(connection):
+        connection.execute("ALTER TABLE items ADD COLUMN changeSeq INTEGER")
+        raise RuntimeError("the second step broke")
+    monkeypatch.setitem(OwnerDatabase._migrate.__globals__["UPGRADES"], 2, broken)
+    with pytest.raises(RuntimeError, match="second step"): OwnerDatabase(path, EXPECTED["key"].upper())
+    assert layout(path) == (1, ["edges", "integers", "items", "reals", "strings"])

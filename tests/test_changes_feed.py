@@ -88,6 +88,22 @@ def test_held_requests_take_no_threads_and_wake_together(tmp_path):
         assert server.app.state.pod.feed.held(owner) == 0
 
 
+def test_held_requests_leave_room_for_others(tmp_path):
+    "Held requests wait idle, so they don't count among the requests served at once: with room for 6, 8 are held and more are served."
+    owner, key = "a7" * 32, "b8" * 32
+    with PodServer(tmp_path / "pod", max_connections=12) as server:  # serves 12 // 2 = 6 requests at once
+        api = PodAPI(server.url, owner, client_auth(key))
+        cursor = api.changes(limit=10_000)["next"]
+        sockets = []
+        for count in range(1, 9):  # followers come one after another (a burst beyond 6 at once may get 503s to retry)
+            sockets.append(held_request(server.url, owner, key, {"since": cursor, "wait": 30}))
+            wait_until(lambda: server.app.state.pod.feed.held(owner) == count)
+        assert requests.get(f"{server.url}/version", timeout=5).status_code == 200
+        item_id = api.create_item({"type": "Person"})
+        assert all(status == 200 and [item["id"] for item in body["items"]] == [item_id]
+                   for status, body in (reply_of(sock) for sock in sockets))
+
+
 def test_bound_and_hang_up(tmp_path):
     "Beyond the bound a request is refused with 429; a client that hangs up frees its place."
     owner, key = "e5" * 32, "f6" * 32

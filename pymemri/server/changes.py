@@ -49,11 +49,11 @@ class ChangeFeed:
         self.max_held, self.closed = max_held, False
         self._held, self._loop = {}, None  # owner -> the events of its held requests; the event loop they wait in
 
-    def __repr__(self): return f"ChangeFeed({sum(map(len, self._held.values()))} held)"
+    def __repr__(self): return f"ChangeFeed({self.held()} held)"
 
-    def held(self, owner: str) -> int:
-        "How many `changes` requests of `owner` are held now."
-        return len(self._held.get(owner, ()))
+    def held(self, owner: str = None) -> int:
+        "How many `changes` requests of `owner` (of every owner if None) are held now."
+        return len(self._held.get(owner, ())) if owner is not None else sum(map(len, list(self._held.values())))
 
     def _call(self, function, *args):
         "Run `function` in the event loop of the held requests, from any thread."

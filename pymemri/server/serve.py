@@ -188,12 +188,12 @@ def _close_idle(self: PodUvicorn):
 # %% ../../nbs/server.serve.ipynb #0fd1a005
 class Overload:
     "ASGI wrapper: at most `limit` requests served at once; beyond that 503 with `Retry-After`, at once."
-    def __init__(self, app, limit: int, errors: RepeatedLog):
-        self.app, self.limit, self.errors, self.serving = app, limit, errors, 0
+    def __init__(self, app, limit: int, errors: RepeatedLog, feed=None):
+        self.app, self.limit, self.errors, self.serving, self.feed = app, limit, errors, 0, feed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
-        if self.serving >= self.limit:
+        if self.serving - (self.feed.held() if self.feed else 0) >= self.limit:  # held `changes` requests wait, idle
             self.errors("busy", f"answered 503: {self.limit} requests were being served already")
             reply = failure_reply(503, "the Pod is busy; try again in a moment")
             reply.headers["connection"] = "close"
@@ -214,7 +214,7 @@ def pod_uvicorn(app, log_level: str, max_connections: int = None, **config) -> P
     "A `PodUvicorn` serving `app` within the open-file limit, with `Overload` in front."
     state = app.state.pod
     connections, requests = connection_limits(state, max_connections)
-    config = uvicorn.Config(Overload(app, requests, state.errors), log_level=log_level, access_log=False, lifespan="off",
+    config = uvicorn.Config(Overload(app, requests, state.errors, state.feed), log_level=log_level, access_log=False, lifespan="off",
                             http=H11WithHeadTimeout, loop="asyncio", **config)
     return PodUvicorn(config, connections, state.errors, state.feed)
 

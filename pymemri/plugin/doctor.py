@@ -24,7 +24,7 @@ from ..data.schema import Account, schema_items
 from ..pod.api import DEFAULT_POD_ADDRESS, PodAuthError, PodError
 from ..pod.client import PodClient
 from ..pod.keys import keys_path, read_keys
-from .cli import read_json_file, read_metadata
+from .runner import read_json_file, read_metadata
 from .cli_options import CLIError, cli_errors, with_pod_options
 from .http import is_secret_name, redact_url
 from .pluginbase import PluginError, check_config, load_plugin_class

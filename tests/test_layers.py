@@ -94,7 +94,8 @@ def run_without_heavy_packages(code: str, tmp_path: Path, *args) -> subprocess.C
 def test_the_sdk_imports_without_the_extras(tmp_path):
     result = run_without_heavy_packages("import pymemri.plugin.pluginbase, pymemri.pod.client, pymemri.plugin.cli\n"
                                         "import pymemri.plugin.authenticators.password, pymemri.plugin.authenticators.oauth\n"
-                                        "import pymemri.plugin.http, pymemri.plugin.checkpoints, pymemri.plugin.doctor, pymemri.plugin.runner\n"
+                                        "import pymemri.plugin.http, pymemri.plugin.checkpoints, pymemri.plugin.doctor\n"
+                                        "import pymemri.plugin.runner\n"
                                         "from pymemri.pod.client import Dog\nprint(Dog('Rex', 3))", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Dog(name='Rex', age=3)"

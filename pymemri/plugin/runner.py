@@ -185,7 +185,7 @@ def _aborted(plugin: PluginBase, why: str) -> int:
     return EXIT_CODES[RunStatus.aborted]
 
 def _done(plugin: PluginBase) -> int:
-    print(f"Done: {type(plugin).__name__} finished", file=sys.stderr)  # before the status, so that whoever follows the run sees it in the log
+    print(f"Done: {type(plugin).__name__} finished", file=sys.stderr)  # before the status, so whoever follows the run sees it in the log
     plugin.set_status(RunStatus.done)
     return EXIT_CODES[RunStatus.done]
 

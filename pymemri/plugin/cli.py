@@ -8,7 +8,6 @@ __all__ = ['store_keys', 'create_run', 'RunOutput', 'follow_run', 'resume_note',
 # %% ../../nbs/plugin.cli.ipynb #adca312c
 import json
 import sys
-from pathlib import Path
 
 from fastcore.script import call_parse, store_true
 from tqdm import tqdm

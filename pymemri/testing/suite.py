@@ -26,7 +26,6 @@ from pathlib import Path
 from fastcore.basics import patch
 
 from ..data.itembase import BASE_PROPERTIES, Item
-from ..data.schema import Account, PluginRun
 from ..plugin.runner import describe_plugin, execute, prepare, run_from_metadata
 from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_parameters
 from ..plugin.states import RunStatus

@@ -17,10 +17,12 @@ import time
 from pymemri.plugin.pluginbase import PluginBase
 
 class Busy(PluginBase):
-    "Works a little at a time, forever, never reporting progress."
+    "Works a little at a time, forever, never reporting progress and carrying on after any error."
     def run(self):
         print("working", flush=True)
-        while True: time.sleep(0.01)
+        while True:
+            try: time.sleep(0.01)
+            except Exception: pass
 '''
 
 

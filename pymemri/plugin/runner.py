@@ -118,8 +118,8 @@ class PrintsAboveBar:
         self.stream.flush()
 
 # %% ../../nbs/plugin.runner.ipynb #b1c2d30f
-class RunAborted(PluginAborted):
-    "Raised in the thread that runs a plugin when its run is aborted (see `AbortWatch`)."
+class RunAborted(BaseException):
+    "Raised in the thread that runs a plugin when its run is aborted (see `AbortWatch`); as `KeyboardInterrupt`, not an `Exception`."
 
 def _raise_in(thread_id: int, exception: type = None):
     "Raise `exception` in thread `thread_id` at its next Python instruction; None drops one not yet raised."
@@ -196,7 +196,7 @@ def execute(plugin: PluginBase,
     "Run `plugin` through its whole life, reporting on its PluginRun; the exit code."
     with AbortWatch(plugin, interrupt) as watch:
         try: _run_with_bar(plugin, watch, show_progress)
-        except (PluginAborted, WaitAborted, KeyboardInterrupt):  # WaitAborted: the abort ended a wait of `self.http`
+        except (PluginAborted, RunAborted, WaitAborted, KeyboardInterrupt):  # WaitAborted: the abort ended a wait of `self.http`
             if plugin.abort_requested.is_set(): return _aborted(plugin, "its run was aborted")
             plugin.set_status(RunStatus.error, "interrupted")
             raise

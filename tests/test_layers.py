@@ -53,6 +53,18 @@ def test_the_server_layer_uses_the_client_layer_only_for_wire_format_and_constan
     assert not {module for module in found if module.startswith(("pymemri.plugin", "pymemri.testing"))}, found
 
 
+RUN_SHELLS = ("plugin/cli.py", "plugin/__main__.py", "plugin/doctor.py", "testing/suite.py")  # thin shells over plugin.runner
+
+
+def test_the_shells_over_a_plugin_run_import_the_runner_not_the_cli():
+    for file in RUN_SHELLS:
+        modules = {module for module, _ in imported_modules(PACKAGE / file)}
+        assert "pymemri.plugin.runner" in modules, f"{file} does not import pymemri.plugin.runner"
+        assert file == "plugin/cli.py" or "pymemri.plugin.cli" not in modules, f"{file} imports pymemri.plugin.cli"
+    runner = {module for module, _ in imported_modules(PACKAGE / "plugin/runner.py")}
+    assert not {module for module in runner if module.startswith("pymemri.plugin.cli") and module != "pymemri.plugin.cli_options"}
+
+
 def test_a_plain_install_requires_none_of_the_heavy_packages():
     settings = configparser.ConfigParser(delimiters=["="])
     settings.read(ROOT / "settings.ini")
@@ -83,6 +95,7 @@ def test_the_sdk_imports_without_the_extras(tmp_path):
     result = run_without_heavy_packages("import pymemri.plugin.pluginbase, pymemri.pod.client, pymemri.plugin.cli\n"
                                         "import pymemri.plugin.authenticators.password, pymemri.plugin.authenticators.oauth\n"
                                         "import pymemri.plugin.http, pymemri.plugin.checkpoints, pymemri.plugin.doctor\n"
+                                        "import pymemri.plugin.runner\n"
                                         "from pymemri.pod.client import Dog\nprint(Dog('Rex', 3))", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Dog(name='Rex', age=3)"

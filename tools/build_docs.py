@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from store_outputs import outputs_current, sanitize_patterns  # noqa: E402
 
 SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index` is the home page
-    "Client and plugin SDK": ["plugin.pluginbase", "plugin.cli", "plugin.cli_options", "plugin.entrypoint", "plugin.notebooks",
-                              "plugin.states", "plugin.template", "plugin.http", "plugin.checkpoints", "plugin.doctor",
+    "Client and plugin SDK": ["plugin.pluginbase", "plugin.runner", "plugin.cli", "plugin.cli_options", "plugin.entrypoint",
+                              "plugin.notebooks", "plugin.states", "plugin.template", "plugin.http", "plugin.checkpoints", "plugin.doctor",
                               "plugin.authenticators.prompts", "plugin.authenticators.password",
                               "plugin.authenticators.oauth", "data.itembase", "data.schema", "data.secrecy", "pod.client", "pod.api",
                               "pod.keys"],

@@ -71,7 +71,7 @@ import os, tempfile
 from pathlib import Path
 from fastcore.test import test_eq, test_fail
 from pymemri.data.schema import Account, PluginRun
-from pymemri.plugin.cli import execute, store_run
+from pymemri.plugin.runner import execute, store_run
 from pymemri.plugin.pluginbase import check_config, plugin_about
 from pymemri.pod.client import PodClient
 from pymemri.server.serve import PodServer

@@ -6,6 +6,6 @@
 __all__ = []
 
 # %% ../../nbs/plugin.entrypoint.ipynb #e0a1b2c6
-from .cli import run_plugin
+from .runner import run_plugin
 
 if __name__ == "__main__" and __package__ == "pymemri.plugin": run_plugin()

@@ -26,7 +26,7 @@ from ..pod.client import PodClient
 from ..pod.keys import keys_path, read_keys
 from .authenticators.oauth import OAuthAuthenticator
 from .authenticators.password import PasswordAuthenticator
-from .cli import read_json_file, read_metadata
+from .runner import read_json_file, read_metadata
 from .cli_options import CLIError, cli_errors, with_pod_options
 from .http import redact_url
 from .pluginbase import PluginError, check_config, config_schema, load_plugin_class

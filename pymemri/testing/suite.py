@@ -25,9 +25,8 @@ from pathlib import Path
 from fastcore.basics import patch
 
 from ..data.itembase import BASE_PROPERTIES, Item
-from ..data.schema import Account, PluginRun
 from ..data.secrecy import declared_secrets, redact, secret_values
-from ..plugin.cli import execute, run_plugin, store_run
+from ..plugin.runner import describe_plugin, execute, prepare, run_from_metadata
 from ..plugin.pluginbase import PluginBase, PluginError, check_config, config_parameters, config_schema
 from ..plugin.states import RunStatus
 from ..pod.client import PodClient
@@ -137,16 +136,14 @@ class PluginTestSuite:
         "The values its runs must never show: the config's secrets, the Account's, and `secrets`."
         return secret_values(self.config, self.account, declared_secrets(config_schema(self.plugin)), self.secrets)
 
-    def new_run(self, client: PodClient) -> PluginRun:
-        "A PluginRun for the plugin in the Pod, with its Account if it has one, as `run_plugin --metadata` stores it."
-        run = PluginRun(pluginModule=self.plugin.__module__, pluginName=self.plugin.__name__, containerImage="none",
-                        status=RunStatus.idle, config=json.dumps(self.config))
-        return store_run(client, run, Account(**self.account) if self.account else None)
+    @property
+    def metadata(self) -> dict:
+        "The plugin's metadata, as a metadata file holds it: pluginModule, pluginName, config and account."
+        return {"pluginModule": self.plugin.__module__, "pluginName": self.plugin.__name__, "config": self.config, "account": self.account}
 
     def start(self, client: PodClient):
-        "The plugin, configured, for a new run in the Pod."
-        run = self.new_run(client)
-        return self.plugin(pluginRun=run, client=client, **check_config(self.plugin, self.config))
+        "The plugin, configured, for a new run in the Pod, as `run_plugin --metadata` stores and prepares it."
+        return prepare(client, run_from_metadata(client, self.metadata), plugin_class=self.plugin)
 
     def replaying(self, pod_url: str):  # a run replays at REPLAY_LATENCY a request, so that it can be aborted as it goes
         "Replay the plugin's outbound HTTP from the suite's cassette, if it has one; requests to the Pod at `pod_url` go through."
@@ -173,15 +170,7 @@ class PluginTestSuite:
 # %% ../../nbs/testing.suite.ipynb #01d1dc5b
 def about_json(plugin: type) -> dict:
     "What `run_plugin --about` prints for `plugin`, parsed as JSON."
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "metadata.json"
-        path.write_text(json.dumps({"pluginModule": plugin.__module__, "pluginName": plugin.__name__}))
-        with captured() as seen:
-            try: run_plugin(metadata=str(path), about=True)
-            except SystemExit: pass
-    try: return json.loads(seen["stdout"])
-    except json.JSONDecodeError:
-        raise AssertionError(f"run_plugin --about for {plugin.__name__} printed no JSON: {seen['stderr'][-500:]}") from None
+    return json.loads(describe_plugin({"pluginModule": plugin.__module__, "pluginName": plugin.__name__}))
 
 # %% ../../nbs/testing.suite.ipynb #b8c092d1
 _WRONG_VALUES = {str: 12345, int: "not a number", float: "not a number", bool: "yes"}
@@ -294,7 +283,7 @@ def run_plugin_command() -> list:
     return [str(script)] if script.exists() else [sys.executable, "-m", "pymemri.plugin"]
 
 _REPLAYING_RUN_PLUGIN = """import sys
-from pymemri.plugin.cli import run_plugin
+from pymemri.plugin.runner import run_plugin
 from pymemri.testing.cassettes import cassette
 with cassette(sys.argv[1], mode="none", pass_through=[sys.argv[2]], latency=float(sys.argv[6])):
     run_plugin(metadata=sys.argv[3], owner_key=sys.argv[4], database_key=sys.argv[5])
@@ -311,10 +300,8 @@ def test_shell(self: PluginTestSuite):
     assert module != "__main__", f"run_plugin can't import {name}, defined in a notebook or script: put it in a module"
     with SuitePod() as pod:
         home = Path(pod.folder.name) / "home"
-        metadata = {"pluginModule": module, "pluginName": name, "config": self.config,
-                    **({"account": self.account} if self.account else {})}
         (home / "metadata.json").parent.mkdir()
-        (home / "metadata.json").write_text(json.dumps(metadata))
+        (home / "metadata.json").write_text(json.dumps(self.metadata))
         environment = {**os.environ, "PYMEMRI_HOME": str(home), "POD_ADDRESS": pod.server.url,
                        "PYTHONPATH": os.pathsep.join([os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])])}
         arguments = [str(home / "metadata.json"), pod.client.owner_key, pod.client.database_key]

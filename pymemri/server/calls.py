@@ -24,7 +24,6 @@ from ..pod.api import ERROR_CODE_HEADER, RUN_ENDED
 from .auth import PluginAuthority, check_owner_allowed, database_key, parse_envelope
 from .db import OwnerDatabase, PodFailure, Store, check_owner, now_millis
 from .files import check_sha256
-from .launchers import LaunchQueue
 from .graphql import parse_query
 from .search import BASE_FILTERS, _check_base, _check_options, check_edges_query
 from .store import _date, _describe, _new_id
@@ -44,7 +43,7 @@ class PodState:
     smtp: dict = field(default=None, repr=False)
     authority: PluginAuthority = field(default_factory=PluginAuthority)
     clock: object = now_millis
-    launches: LaunchQueue = None
+    runs: object = None  # the RunSupervisor (`pymemri.server.runs`): the life of every plugin run
     reply_limit: int = REPLY_LIMIT
     folder_lock: object = field(default=None, repr=False)
 
@@ -61,6 +60,7 @@ class PodCall:
     key: str = field(repr=False)
     payload: object
     state: PodState = field(repr=False)
+    run_id: str = None  # for a plugin's token: the run it was issued for
 
 async def request_body(request: Request) -> bytes:
     "The raw body, refused with 413 beyond the endpoint's limit."
@@ -79,17 +79,21 @@ async def pod_call(owner: str, request: Request, body: bytes = Depends(request_b
     key = database_key(auth, state.authority, owner)
     if state.store.opened(owner) is None: database = await run_in_threadpool(open_database, state, owner, key)
     else: database = open_database(state, owner, key)
-    if run_id := state.authority.run_of(auth): await run_in_threadpool(check_run_live, database, run_id)
-    return PodCall(owner, database, key, payload, state)
+    if run_id := state.authority.run_of(auth): await run_in_threadpool(check_run_live, state, database, owner, run_id)
+    return PodCall(owner, database, key, payload, state, run_id)
 
 def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
     "The database of `owner` opened with `key`, once the owner is known to be allowed."
     check_owner(owner)
     check_owner_allowed(owner, state.owners)
-    return state.store.database(owner, key)
+    database = state.store.database(owner, key)
+    if state.runs: state.runs.settle(owner, database)  # runs that ended while it was closed
+    return database
 
-def check_run_live(database: OwnerDatabase, run_id: str):
-    "A 401 failure once plugin run `run_id` has ended: a plugin's token works only while its run does."
+def check_run_live(state: PodState, database: OwnerDatabase, owner: str, run_id: str):
+    "A 401 failure unless plugin run `run_id` is live (the Pod's supervisor says so) and its status not final: a token works only while its run does."
+    if state.runs is None or not state.runs.is_live(owner, run_id):
+        raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
     with database.read():
         row = database.connection.execute("SELECT s.value FROM items i JOIN strings s ON s.item = i.rowid "
                                           "AND s.name = 'status' WHERE i.id = ?", (run_id,)).fetchone()

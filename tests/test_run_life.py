@@ -171,11 +171,12 @@ def test_pod_server_stop_stops_every_plugin(plugins, start_server, tmp_path):
     for run_id in runs: assert (again.get(run_id)["status"], again.get(run_id)["message"]) == ("aborted", "the Pod stopped")
 
 
-def start_pod_process(data_dir: Path, port: int) -> subprocess.Popen:
-    "The `start_pod` console script on `port`, serving every owner, once it answers."
+def start_pod_process(data_dir: Path, port: int, *options: str) -> subprocess.Popen:
+    "The `start_pod` console script on `port`, serving every owner (and given `options`), once it answers."
     command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
     assert command, "the start_pod console script is not installed (pip install -e .)"
-    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--owners", "ANY", "--log_level", "warning"],
+    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--owners", "ANY", "--log_level", "warning",
+                                *options],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     def answers():
         assert process.poll() is None, f"start_pod exited: {process.stderr.read()[-2000:]}"
@@ -187,11 +188,11 @@ def start_pod_process(data_dir: Path, port: int) -> subprocess.Popen:
 
 @pytest.fixture
 def pod_processes():
-    "Start `start_pod` processes with `start(data_dir)` -> (process, url); any still running are killed after the test."
+    "Start `start_pod` processes with `start(data_dir, *options)` -> (process, url); any still running are killed after the test."
     processes = []
-    def start(data_dir: Path) -> tuple:
+    def start(data_dir: Path, *options: str) -> tuple:
         port = free_port()
-        processes.append(start_pod_process(data_dir, port))
+        processes.append(start_pod_process(data_dir, port, *options))
         return processes[-1], f"http://127.0.0.1:{port}"
     yield start
     for process in processes:

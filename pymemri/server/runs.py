@@ -120,21 +120,27 @@ def _start(self: RunSupervisor, launch: PluginLaunch):
     "Launch one run whose turn came: live from now on; a launch that fails marks the run `error` and frees its place."
     key, failure = (launch.owner, launch.run_id), None
     with self._lock:
-        if self.stopping or key not in self.taken: failure = (RunStatus.aborted, POD_STOPPED_BEFORE) if self.stopping else ()
-        else:
+        if self.stopping: failure = (RunStatus.aborted, POD_STOPPED_BEFORE)
+        elif key in self.taken:  # else it was aborted while it waited
             self.live[key] = launch
             try: self.launcher.launch(launch)
             except Exception as error: failure = (RunStatus.error, launch_failure(launch, error))
-            else:
-                record = getattr(self.launcher, "record", None)
-                self.taken[key] = {"owner": launch.owner, "run": launch.run_id, "launcher": type(self.launcher).__name__,
-                                   "record": record(launch) if record else None}
-        if failure is not None or not self._reports_ends():
-            if failure is not None: self.live.pop(key, None), self.taken.pop(key, None)
-            self._save()
-    if failure: logger.warning("plugin run %s: %s", launch.run_id, failure[1])
-    if failure: self._mark(launch.owner, launch.run_id, *failure)
-    if failure is not None or not self._reports_ends(): self.queue.finished(launch.run_id)
+            else: self.taken[key] = {**self.taken[key], "launcher": type(self.launcher).__name__, "record": self._record(launch)}
+        if failure: self.live.pop(key, None), self.taken.pop(key, None)
+        launched = key in self.live
+        self._save()
+    if failure:
+        logger.warning("plugin run %s: %s", launch.run_id, failure[1])
+        self._mark(launch.owner, launch.run_id, *failure)
+    if not launched or not self._reports_ends(): self.queue.finished(launch.run_id)
+
+@patch
+def _record(self: RunSupervisor, launch: PluginLaunch) -> dict:
+    "The launcher's record of what it started for `launch` (None if it keeps none)."
+    try: return self.launcher.record(launch) if hasattr(self.launcher, "record") else None
+    except Exception as error:
+        logger.warning("plugin run %s: the launcher could not say what it started: %s", launch.run_id, error)
+        return None
 
 @patch
 def ended(self: RunSupervisor, launch: PluginLaunch, code: int = None, reason: str = None):

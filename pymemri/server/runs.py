@@ -210,8 +210,8 @@ def recover(self: RunSupervisor):
             if entry.get("record"): self.reaping.append({"launcher": entry["launcher"], "record": entry["record"]})
         self.reaping += saved.get("reaping", [])
         self._save()
-    if saved.get("runs"): logger.warning("the last Pod on this data folder stopped unexpectedly during %d plugin runs; "
-                                         "they will be marked error, and what it started is stopped", len(saved["runs"]))
+    if saved.get("runs"): logger.warning("the last Pod on this data folder stopped unexpectedly; its plugin runs (%d) will be "
+                                         "marked error, and what it started is stopped", len(saved["runs"]))
     if self.reaping: threading.Thread(target=self._reap, daemon=True, name="reap-plugins").start()
 
 @patch

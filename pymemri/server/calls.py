@@ -91,7 +91,7 @@ def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
     return database
 
 def check_run_live(state: PodState, database: OwnerDatabase, owner: str, run_id: str):
-    "A 401 failure unless plugin run `run_id` is live (the Pod's supervisor says so) and its status not final: a token works only while its run does."
+    "A 401 failure unless plugin run `run_id` is live (as its supervisor knows) and not final: a token works only while its run does."
     if state.runs is None or not state.runs.is_live(owner, run_id):
         raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
     with database.read():

@@ -233,4 +233,4 @@ def test_a_pod_killed_with_9_is_cleaned_up_by_the_next(plugins, pod_processes, t
         assert (run["status"], run["message"]) == ("error", "the Pod stopped unexpectedly (killed or crashed) while this run was going")
     run = again.get(waiting)
     assert (run["status"], run["message"]) == ("error", "the Pod stopped unexpectedly (killed or crashed) before this run started")
-    assert not (tmp_path / "data" / "runs.json").exists()  # every end written, nothing left to reap
+    wait_for(lambda: not (tmp_path / "data" / "runs.json").exists(), 10, "runs.json going: every end written, nothing left to reap")

@@ -266,5 +266,6 @@ def runs_moved(call: PodCall, before: dict) -> list:
     return [run_id for run_id, status in before.items() if status not in FINAL_STATES and after.get(run_id) == RunStatus.aborted]
 
 def abort_runs(call: PodCall, run_ids: list):
-    "Have the supervisor abort the runs a committed request moved to `aborted`."
-    for run_id in run_ids: call.state.runs.abort(call.owner, run_id)
+    "Have the supervisor abort the runs a committed request moved to `aborted` (a plugin that aborts its own run is left to end)."
+    for run_id in run_ids:
+        if run_id != call.run_id: call.state.runs.abort(call.owner, run_id)

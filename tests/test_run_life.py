@@ -159,6 +159,16 @@ def test_aborting_a_run_stops_its_plugin(plugins, start_server, tmp_path):
     assert "Aborted: LifePlugin stopped because its run was aborted" in (server.data_dir / "logs").rglob("*.log").__next__().read_text()
 
 
+def test_a_run_someone_else_ends_is_stopped(plugins, start_server, tmp_path):
+    caller = PodCaller(start_server(tmp_path / "data").url)
+    run_id = start_run(caller, tmp_path / "run")
+    token, pid = token_of(tmp_path / "run"), pid_of(tmp_path / "run")
+    caller.call("update_item", {"id": run_id, "status": "error", "message": "stopped from the app"})
+    assert refused_as_ended(caller.post("search", {}, auth=token))
+    wait_for(lambda: not running(pid), 15, "the plugin stopping")
+    assert (caller.get(run_id)["status"], caller.get(run_id)["message"]) == ("error", "stopped from the app")
+
+
 def test_pod_server_stop_stops_every_plugin(plugins, start_server, tmp_path):
     server = start_server(tmp_path / "data")
     caller = PodCaller(server.url)

@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..data.schema import FINAL_STATES
 from ..pod.api import ERROR_CODE_HEADER, RUN_ENDED
 from .auth import PluginAuthority, check_owner_allowed, database_key, parse_envelope
 from .db import OwnerDatabase, PodFailure, Store, check_owner, now_millis
@@ -79,7 +78,7 @@ async def pod_call(owner: str, request: Request, body: bytes = Depends(request_b
     key = database_key(auth, state.authority, owner)
     if state.store.opened(owner) is None: database = await run_in_threadpool(open_database, state, owner, key)
     else: database = open_database(state, owner, key)
-    if run_id := state.authority.run_of(auth): await run_in_threadpool(check_run_live, state, database, owner, run_id)
+    if run_id := state.authority.run_of(auth): check_run_live(state, owner, run_id)
     return PodCall(owner, database, key, payload, state, run_id)
 
 def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
@@ -90,14 +89,10 @@ def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
     if state.runs: state.runs.settle(owner, database)  # runs that ended while it was closed
     return database
 
-def check_run_live(state: PodState, database: OwnerDatabase, owner: str, run_id: str):
-    "A 401 failure unless plugin run `run_id` is live (as its supervisor knows) and not final: a token works only while its run does."
+def check_run_live(state: PodState, owner: str, run_id: str):
+    "A 401 failure unless plugin run `run_id` of `owner` is live, as the Pod's supervisor of runs knows it (whatever its `status` says)."
     if state.runs is None or not state.runs.is_live(owner, run_id):
         raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
-    with database.read():
-        row = database.connection.execute("SELECT s.value FROM items i JOIN strings s ON s.item = i.rowid "
-                                          "AND s.name = 'status' WHERE i.id = ?", (run_id,)).fetchone()
-    if row and row[0] in FINAL_STATES: raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
 
 # %% ../../nbs/server.calls.ipynb #5aa9006e
 def _object(what: str, payload, message: str = None) -> dict:

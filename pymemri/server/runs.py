@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RUNS_FILE', 'STOP_GRACE', 'POD_STOPPED', 'POD_STOPPED_BEFORE', 'POD_DIED', 'POD_DIED_BEFORE', 'LAUNCHER_RUNNERS',
            'plugin_launches', 'start_plugins', 'mark_ended', 'run_waits', 'RunSupervisor', 'runs_touched', 'runs_moved',
-           'abort_runs']
+           'end_runs']
 
 # %% ../../nbs/server.runs.ipynb #f477c487
 import os
@@ -171,16 +171,17 @@ def _mark(self: RunSupervisor, owner: str, run_id: str, status: str, message: st
 
 # %% ../../nbs/server.runs.ipynb #c52b409b
 @patch
-def abort(self: RunSupervisor, owner: str, run_id: str):
-    "End run `run_id` of `owner`, whose status was set to `aborted`: its token dies now, and the launcher stops its plugin."
+def abort(self: RunSupervisor, owner: str, run_id: str, stop: bool = True):
+    "End run `run_id` of `owner`, whose status became final: its token dies now, and (if `stop`) the launcher stops its plugin."
     key = (owner, run_id)
     with self._lock:
         launch = self.live.pop(key, None)
         if launch is None or not self._reports_ends():
             if launch is not None or self.queue.cancel(owner, run_id): self.taken.pop(key, None)
             self._save()
-    stop = getattr(self.launcher, "abort", None)
-    if launch is not None and stop: threading.Thread(target=stop, args=(run_id, STOP_GRACE), daemon=True, name=f"abort-{run_id}").start()
+    abort = getattr(self.launcher, "abort", None)
+    if launch is not None and stop and abort:
+        threading.Thread(target=abort, args=(run_id, STOP_GRACE), daemon=True, name=f"abort-{run_id}").start()
 
 @patch
 def stop(self: RunSupervisor, grace: float = STOP_GRACE):
@@ -246,9 +247,9 @@ def settle(self: RunSupervisor, owner: str, database: OwnerDatabase):
 # %% ../../nbs/server.runs.ipynb #e85a1e0d
 def _run_statuses(database: OwnerDatabase, ids: list) -> dict:
     "`{id: status}` of the PluginRuns among `ids` (status None when unset)."
-    return dict(database.connection.execute(
-        "SELECT i.id, s.value FROM items i LEFT JOIN strings s ON s.item = i.rowid AND s.name = 'status' "
-        "WHERE i.type = 'PluginRun' AND i.id IN (SELECT value FROM json_each(?))", (orjson.dumps(ids).decode(),)).fetchall())
+    runs = database.connection.execute("SELECT id FROM items WHERE type = 'PluginRun' AND id IN (SELECT value FROM json_each(?))",
+                                       (orjson.dumps(ids).decode(),)).fetchall()
+    return {run_id: get_item(database, run_id)[0].get("status") for (run_id,) in runs}
 
 def runs_touched(call: PodCall, new_runs: list, ids: list) -> dict:
     "The status of each PluginRun among `ids`, before a request changes them; 403 if a plugin's token creates a run or changes another."
@@ -258,14 +259,13 @@ def runs_touched(call: PodCall, new_runs: list, ids: list) -> dict:
     return before
 
 def runs_moved(call: PodCall, before: dict) -> list:
-    "The runs among `before` that the request moved to `aborted`; a 400 failure if it moved one out of a final status."
+    "The runs among `before` that the request moved to a final status; a 400 failure if it moved one out of a final status."
     after = _run_statuses(call.database, list(before))
     for run_id, status in before.items():
         if status in FINAL_STATES and after.get(run_id) != status:
             raise PodFailure(400, f"PluginRun {run_id} has ended ({status}); a final status can't change", RUN_ENDED)
-    return [run_id for run_id, status in before.items() if status not in FINAL_STATES and after.get(run_id) == RunStatus.aborted]
+    return [run_id for run_id, status in before.items() if status not in FINAL_STATES and after.get(run_id) in FINAL_STATES]
 
-def abort_runs(call: PodCall, run_ids: list):
-    "Have the supervisor abort the runs a committed request moved to `aborted` (a plugin that aborts its own run is left to end)."
-    for run_id in run_ids:
-        if run_id != call.run_id: call.state.runs.abort(call.owner, run_id)
+def end_runs(call: PodCall, run_ids: list):
+    "End the runs a committed request moved to a final status: their tokens die, and plugins that others ended are stopped."
+    for run_id in run_ids: call.state.runs.abort(call.owner, run_id, stop=run_id != call.run_id)

@@ -119,6 +119,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
     listener = run.id and StatusListener(plugin.client.api, run.id, [RunStatus.aborted], lambda _: _abort(plugin, interrupt)).start()
     bar = tqdm(total=1.0, desc=name, bar_format=PROGRESS_FORMAT, disable=not show_progress)
     plugin.on_progress = lambda progress, message: _show_progress(bar, progress, f"{name}: {message or ''}")
+    terminated = signal.signal(signal.SIGTERM, lambda *_: _abort(plugin, True)) if interrupt else None  # the Pod asking it to stop
     try:
         plugin.add_to_schema()
         plugin.set_status(RunStatus.started)
@@ -145,6 +146,7 @@ def execute(plugin: PluginBase, interrupt: bool = False, show_progress: bool = T
     finally:
         bar.close()
         if listener: listener.stop()
+        if interrupt: signal.signal(signal.SIGTERM, terminated)
     plugin.set_status(RunStatus.done)
     print(f"Done: {name} finished", file=sys.stderr)
     return EXIT_CODES[RunStatus.done]

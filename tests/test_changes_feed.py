@@ -19,6 +19,7 @@ import requests
 
 from pymemri.pod.api import PodAPI, PodUnavailable, client_auth
 from pymemri.server.serve import PodServer
+from pymemri.testing.fixtures import RecordingLauncher
 
 OWNER, KEY = "a1" * 32, "b2" * 32
 BEFORE = Path(__file__).parent / "data" / "pod_before_changes"
@@ -155,11 +156,14 @@ def test_follower_misses_nothing(tmp_path):
 def test_plugin_token_and_shapes(tmp_path):
     "Any auth of the owner may follow; a malformed request is a 400 naming what is wrong."
     owner, key = "e1" * 32, "f2" * 32
-    with PodServer(tmp_path / "pod") as server:
+    launcher = RecordingLauncher()
+    with PodServer(tmp_path / "pod", launcher=launcher) as server:
         url = f"{server.url}/v4/{owner}/changes"
         auth = {"type": "ClientAuth", "databaseKey": key}
-        run_id = PodAPI(server.url, owner, client_auth(key)).create_item({"type": "PluginRun", "containerImage": "none"})
-        token = server.app.state.pod.authority.issue(key.upper(), owner, run_id)
+        api = PodAPI(server.url, owner, client_auth(key))
+        run_id = "0123456789abcdef0123456789abcdef"
+        api.create_item({"type": "PluginRun", "id": run_id, "containerImage": "test-plugin", "targetItemId": run_id})
+        token = launcher.for_run(run_id).auth_token  # the token of a live run: the Pod launched it
         reply = requests.post(url, json={"auth": {"type": "PluginAuth", **token}, "payload": {"ids": [run_id]}})
         assert reply.status_code == 200 and [item["id"] for item in reply.json()["items"]] == [run_id]
         for payload, message in (({"since": 3}, "since must be null or a cursor"), ({"wait": -1}, "wait must be 0 to 60"),

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PodCaller
+from test_run_life import pod_processes  # noqa: F401 (a fixture)
 from pymemri.data.schema import Account
 from pymemri.plugin.cli import create_run
 from pymemri.plugin.template import create_project
@@ -144,7 +146,7 @@ def test_docker_run_end_to_end(plugin_image, start_server, tmp_path):
     log = plugin_log_path(server.data_dir / "logs", owner.owner, run["id"]).read_text()
     assert f"Running docker_check.plugin.{PLUGIN} on the Pod at {server.url}" in log and f"Done: {PLUGIN} finished" in log
     gone = lambda: docker("ps", "--all", "--quiet", "--filter", f"name={run['id']}") == ""
-    wait_for(gone, 30, "the container being removed after the run (--rm)")
+    wait_for(gone, 30, "the container being removed after the run")
 
 
 def command_lines() -> dict:
@@ -196,10 +198,101 @@ def test_docker_container_stops_with_its_docker_run(plugin_image, notes_service,
                         config={"url": notes_service.url, "page_size": 1}, account_id=account.id).id
     wait_for(lambda: (owner.get(run_id).get("progress") or 0) > 0, 120, "the plugin reporting progress")
     container = docker("ps", "--quiet", "--filter", f"name={run_id}")
-    server.app.state.pod.launcher.processes[run_id].terminate()  # as a Pod stopping its plugins does
+    server.app.state.pod.launcher.processes[run_id].kill()  # `docker run` itself dies: the container must not outlive it
     started = time.monotonic()
-    wait_for(lambda: docker("ps", "--all", "--quiet", "--filter", f"id={container}") == "", 15, "the container stopping with docker run")
+    wait_for(lambda: docker("ps", "--all", "--quiet", "--filter", f"id={container}") == "", 15, "the container ending with docker run")
     assert time.monotonic() - started < 10
+    run = wait_for(lambda: (found := owner.get(run_id))["status"] != "started" and found, 15, "the run's end")
+    assert run["status"] == "error" and run["message"].startswith(f"the container of {image} "), run
+
+
+SLEEPER = ["python3", "-c", "import time; print('working', flush=True); time.sleep(300)"]
+QUITTER = ["python3", "-c", "print('leaving without a word')"]
+
+
+@pytest.fixture(scope="module")
+def small_images(base_image) -> dict:
+    "Two images that stand in for plugins, on `base_image`: `sleeper` works until stopped, `quitter` exits 0 at once."
+    tags = {}
+    for name, command in (("sleeper", SLEEPER), ("quitter", QUITTER)):
+        tags[name] = f"pymemri-test-{name}:{secrets.token_hex(4)}"
+        built = subprocess.run(["docker", "build", "--network=none", "--quiet", "--tag", tags[name], "-"], text=True,
+                               input=f"FROM {base_image}\nCMD {json.dumps(command)}\n", capture_output=True, timeout=300)
+        assert built.returncode == 0, built.stderr[-2000:]
+    yield tags
+    subprocess.run(["docker", "image", "rm", "--force", *tags.values()], capture_output=True, timeout=120)
+
+
+def start_container_run(owner: PodCaller, image: str) -> str:
+    "A PluginRun of `image` (the Pod starts a container of it); its id."
+    owner.declare("PluginRun/status/Text", "PluginRun/message/Text")
+    run_id = secrets.token_hex(16)
+    owner.create(type="PluginRun", id=run_id, containerImage=image, targetItemId=run_id)
+    return run_id
+
+
+def container_of(run_id: str, timeout: float = 60) -> str:
+    "The id of the running container of run `run_id`, once there is one."
+    return wait_for(lambda: docker("ps", "--quiet", "--filter", f"name={run_id}"), timeout, f"a running container for {run_id}")
+
+
+def token_in(container: str) -> dict:
+    environment = dict(line.split("=", 1) for line in json.loads(docker("inspect", "--format", "{{json .Config.Env}}", container)))
+    return {"type": "PluginAuth", **json.loads(environment["POD_AUTH_JSON"])}
+
+
+def test_docker_container_that_exits_without_a_final_status(small_images, start_server, tmp_path):
+    server, owner = docker_pod(start_server, tmp_path)
+    run_id = start_container_run(owner, small_images["quitter"])
+    run = wait_for(lambda: (found := owner.get(run_id)).get("status") == "error" and found, 60, "the run's end")
+    assert run["message"] == f"the container of {small_images['quitter']} exited with code 0 without reporting how its run ended"
+    assert docker("ps", "--all", "--quiet", "--filter", f"name={run_id}") == ""
+    assert server.app.state.pod.runs.live == {}
+    log = plugin_log_path(server.data_dir / "logs", owner.owner, run_id).read_text()
+    assert "leaving without a word" in log
+
+
+def test_docker_abort_stops_the_container_and_kills_the_token(small_images, start_server, tmp_path):
+    server, owner = docker_pod(start_server, tmp_path)
+    run_id = start_container_run(owner, small_images["sleeper"])
+    container = container_of(run_id)
+    token = token_in(container)
+    assert owner.post("search", {"id": run_id}, auth=token).status_code == 200
+    owner.call("update_item", {"id": run_id, "status": "aborted"})
+    assert owner.post("search", {"id": run_id}, auth=token).status_code == 401
+    started = time.monotonic()
+    wait_for(lambda: docker("ps", "--all", "--quiet", "--filter", f"id={container}") == "", 20, "the container stopping")
+    assert time.monotonic() - started < 15
+    wait_for(lambda: server.app.state.pod.launcher.processes == {}, 15, "docker run ending")
+    assert owner.get(run_id)["status"] == "aborted"
+
+
+def test_docker_pod_stop_stops_its_containers(small_images, start_server, tmp_path):
+    server, owner = docker_pod(start_server, tmp_path)
+    runs = [start_container_run(owner, small_images["sleeper"]) for _ in range(2)]
+    containers = [container_of(run_id) for run_id in runs]
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 20
+    for container in containers: assert docker("ps", "--all", "--quiet", "--filter", f"id={container}") == ""
+    again = PodCaller(start_server(server.data_dir).url, owner.owner, owner.key)
+    for run_id in runs: assert (again.get(run_id)["status"], again.get(run_id)["message"]) == ("aborted", "the Pod stopped")
+
+
+def test_docker_pod_killed_with_9_is_cleaned_up_by_the_next(small_images, pod_processes, tmp_path):
+    docker_daemon()
+    options = ("--plugin_runner", "docker", "--docker_pull", "never")
+    process, url = pod_processes(tmp_path / "data", *options)
+    owner = PodCaller(url)
+    run_id = start_container_run(owner, small_images["sleeper"])
+    container = container_of(run_id)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(10) == -signal.SIGKILL
+    assert docker("ps", "--quiet", "--filter", f"id={container}"), "the container should outlive a Pod killed with -9"
+    process, url = pod_processes(tmp_path / "data", *options)
+    wait_for(lambda: docker("ps", "--all", "--quiet", "--filter", f"id={container}") == "", 30, "the next Pod removing the container")
+    run = PodCaller(url, owner.owner, owner.key).get(run_id)
+    assert (run["status"], run["message"]) == ("error", "the Pod stopped unexpectedly (killed or crashed) while this run was going")
 
 
 def test_docker_image_that_does_not_exist(start_server, tmp_path):

@@ -11,6 +11,7 @@ __all__ = ['EXIT_CODES', 'PROGRESS_FORMAT', 'read_json_file', 'read_metadata', '
 import ctypes
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -144,12 +145,19 @@ class AbortWatch:
     @contextmanager
     def running(self):
         "Around the plugin's own code: the only place where `abort` interrupts it."
-        with self.lock: self.thread = threading.get_ident()
+        with self.lock: self.thread, early = threading.get_ident(), self.interrupt and self.plugin.abort_requested.is_set()
+        if early: raise RunAborted  # aborted before the plugin's code began
         try: yield
         finally:
             with self.lock:
                 if self.raised: _raise_in(self.thread, None)  # not yet delivered: the plugin has ended anyway
                 self.thread = None
+
+    def abort_on_sigterm(self):
+        "In the main thread with `interrupt`: take SIGTERM, the Pod asking its plugin to stop, as an abort; the handler it replaced."
+        if not self.interrupt or threading.current_thread() is not threading.main_thread(): return None
+        # `abort` runs in a thread of its own: the signal may come while this thread holds the watch's lock
+        return signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self.abort, daemon=True).start())
 
     def __enter__(self):
         if self.listener: self.listener.start()
@@ -195,6 +203,7 @@ def execute(plugin: PluginBase,
             show_progress: bool = True) -> int:
     "Run `plugin` through its whole life, reporting on its PluginRun; the exit code."
     with AbortWatch(plugin, interrupt) as watch:
+        terminated = watch.abort_on_sigterm()
         try: _run_with_bar(plugin, watch, show_progress)
         except (PluginAborted, RunAborted, WaitAborted, KeyboardInterrupt):  # WaitAborted: the abort ended a wait of `self.http`
             if plugin.abort_requested.is_set(): return _aborted(plugin, "its run was aborted")
@@ -203,6 +212,8 @@ def execute(plugin: PluginBase,
         except Exception as error:
             if not _run_ended(error): return _failed(plugin, error)
             return _aborted(plugin, "its run was aborted or ended elsewhere (the Pod no longer takes its token)")
+        finally:
+            if terminated is not None: signal.signal(signal.SIGTERM, terminated)
         return _done(plugin)
 
 # %% ../../nbs/plugin.runner.ipynb #193dbefb

@@ -14,13 +14,13 @@ from fastapi import FastAPI
 import pymemri
 from .auth import parse_owners
 from .db import Store, now_millis
-from .launchers import LaunchQueue, make_launcher
+from .launchers import make_launcher
 from .private import hide_keys_in_logs, open_data_folder
 from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers, parse_hosts, parse_origins
 from .changes import MAX_HELD, ChangeFeed
 from .calls import logger  # the Pod's log, imported from here by `pymemri.server.serve`
 from .routes import add_routes
-from .runs import plugin_exited, run_failed, run_waits
+from .runs import RunSupervisor
 
 # %% ../../nbs/server.app.ipynb #6c0a1f8d
 def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://localhost:3030",
@@ -36,11 +36,10 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
     state = PodState(data_dir, Store(data_dir, clock, max_open_databases), parse_owners(owners), pod_address, smtp=smtp,
                      clock=clock, reply_limit=reply_limit, folder_lock=folder_lock, feed=ChangeFeed(max_held_changes))
     state.store.on_commit = state.feed.changed
-    on_exit = lambda *run: plugin_exited(state, *run)
-    state.launcher = launcher or make_launcher(plugin_runner, data_dir, on_exit=on_exit, **launcher_options)
-    if getattr(state.launcher, "on_exit", False) is None: state.launcher.on_exit = on_exit  # a launcher given unwired
-    state.launches = LaunchQueue(state.launcher, max_plugin_runs, max_plugin_runs_per_owner,
-                                 on_wait=lambda *run: run_waits(state, *run), on_failure=lambda *run: run_failed(state, *run))
+    state.runs = RunSupervisor(state, max_plugin_runs, max_plugin_runs_per_owner)
+    state.launcher = launcher or make_launcher(plugin_runner, data_dir, on_exit=state.runs.ended, **launcher_options)
+    if getattr(state.launcher, "on_exit", False) is None: state.launcher.on_exit = state.runs.ended  # a launcher given unwired
+    state.runs.recover()  # after a Pod that died on this folder
     app = FastAPI(title="pymemri Pod", version=pymemri.__version__, redoc_url=None,
                   docs_url="/docs" if api_docs else None, openapi_url="/openapi.json" if api_docs else None)
     app.state.pod = state
@@ -51,9 +50,9 @@ def create_app(data_dir: Path, owners: str = "ANY", pod_address: str = "http://l
     return app
 
 def close_pod(state: PodState):
-    "Stop the Pod's plugins, close its databases and unlock its data folder."
+    "Answer held changes requests, stop the plugins (their runs end aborted), close the databases, unlock the data folder."
     state.feed.close()
-    state.launches.stop()
+    state.runs.stop()
     state.store.close()
     if state.folder_lock: state.folder_lock.close()
     state.folder_lock = None

@@ -24,12 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..data.schema import FINAL_STATES
 from ..pod.api import ERROR_CODE_HEADER, RUN_ENDED
 from .auth import PluginAuthority, check_owner_allowed, database_key, parse_envelope
 from .db import OwnerDatabase, PodFailure, Store, check_owner, now_millis
 from .files import check_sha256
-from .launchers import LaunchQueue
 from .private import RepeatedLog
 from .graphql import parse_query
 from .search import BASE_FILTERS, _check_base, _check_options, check_edges_query
@@ -50,7 +48,7 @@ class PodState:
     smtp: dict = field(default=None, repr=False)
     authority: PluginAuthority = field(default_factory=PluginAuthority)
     clock: object = now_millis
-    launches: LaunchQueue = None
+    runs: object = None  # the RunSupervisor (`pymemri.server.runs`): the life of every plugin run
     reply_limit: int = REPLY_LIMIT
     folder_lock: object = field(default=None, repr=False)
     errors: RepeatedLog = field(default_factory=RepeatedLog, repr=False)
@@ -69,7 +67,7 @@ class PodCall:
     key: str = field(repr=False)
     payload: object
     state: PodState = field(repr=False)
-    run_id: str = None  # for a plugin's token: the id of its run
+    run_id: str = None  # for a plugin's token: the run it was issued for (its PluginAuth's run id)
 
 async def request_body(request: Request) -> bytes:
     "The raw body, refused with 413 beyond the endpoint's limit."
@@ -88,20 +86,21 @@ async def pod_call(owner: str, request: Request, body: bytes = Depends(request_b
     key = database_key(auth, state.authority, owner)
     if state.store.opened(owner) is None: database = await run_in_threadpool(open_database, state, owner, key)
     else: database = open_database(state, owner, key)
-    if run_id := state.authority.run_of(auth): await run_in_threadpool(check_run_live, database, run_id)
+    if run_id := state.authority.run_of(auth): check_run_live(state, owner, run_id)
     return PodCall(owner, database, key, payload, state, run_id)
 
 def open_database(state: PodState, owner: str, key: str) -> OwnerDatabase:
     "The database of `owner` opened with `key`, once the owner is known to be allowed."
     check_owner(owner)
     check_owner_allowed(owner, state.owners)
-    return state.store.database(owner, key)
+    database = state.store.database(owner, key)
+    if state.runs: state.runs.settle(owner, database)  # runs that ended while it was closed
+    return database
 
-def check_run_live(database: OwnerDatabase, run_id: str):
-    "A 401 failure once plugin run `run_id` has ended: a plugin's token works only while its run does."
-    with database.read():
-        row = database.connection.execute("SELECT properties ->> '$.status' FROM items WHERE id = ?", (run_id,)).fetchone()
-    if row and row[0] in FINAL_STATES: raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
+def check_run_live(state: PodState, owner: str, run_id: str):
+    "A 401 failure unless plugin run `run_id` of `owner` is live, as the Pod's supervisor of runs knows it (whatever its `status` says)."
+    if state.runs is None or not state.runs.is_live(owner, run_id):
+        raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
 
 # %% ../../nbs/server.calls.ipynb #5aa9006e
 def _object(what: str, payload, message: str = None) -> dict:

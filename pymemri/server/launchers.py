@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +55,13 @@ def process_environment(launch: PluginLaunch) -> dict:
     return {**{name: value for name, value in passed.items() if not name.startswith("POD_")}, **launch.environment()}
 
 class ProcessLauncher:
-    "Starts each plugin run as a child process running `run_plugin`."
+    "Starts each plugin run as a child process running `run_plugin`, and reports its end to `on_exit`."
     def __init__(self, log_dir: Path, on_exit=None, command: list = None):
         self.log_dir, self.on_exit = Path(log_dir), on_exit
         self.command = command or RUN_PLUGIN_COMMAND
-        self.processes = {}
+        self.processes, self.launches, self.waiters, self.ending = {}, {}, {}, {}  # by run id; `ending`: why it is being stopped
+
+    def __repr__(self): return f"{type(self).__name__}({len(self.processes)} running)"
 
     def command_for(self, launch: PluginLaunch) -> list:
         "The command that runs `launch`."
@@ -69,47 +72,114 @@ class ProcessLauncher:
         return plugin_log_path(self.log_dir, launch.owner, launch.run_id)
 
     def launch(self, launch: PluginLaunch):
-        "Start the plugin in its own folder; return at once."
+        "Start the plugin in its own folder and process group; return at once."
         log_path = self.log_path(launch)
         for folder in (self.log_dir, log_path.parent): folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
             process = subprocess.Popen(self.command_for(launch), env=process_environment(launch), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_path.parent)
-        self.processes[launch.run_id] = process
-        threading.Thread(target=self._wait, args=(process, launch), daemon=True).start()
+        self.processes[launch.run_id], self.launches[launch.run_id] = process, launch
+        self.waiters[launch.run_id] = waiter = threading.Thread(target=self._wait, args=(process, launch), daemon=True)
+        waiter.start()
 
-    def _wait(self, process, launch: PluginLaunch):
-        code = process.wait()
-        self.processes.pop(launch.run_id, None)
-        logger.info("plugin run %s exited with code %s", launch.run_id, code)
-        if self.on_exit: self.on_exit(launch, code, self.log_path(launch))
+# %% ../../nbs/server.launchers.ipynb #6166e4d6
+@patch
+def ended(self: ProcessLauncher, launch: PluginLaunch, returncode: int) -> tuple:
+    "`(code, reason)` for a plugin process of `launch` that ended with `returncode` (negative: the signal that killed it)."
+    if returncode >= 0: return returncode, None
+    try: name = signal.Signals(-returncode).name
+    except ValueError: name = f"signal {-returncode}"
+    return None, f"killed by {name}"
 
-    def stop(self, timeout: float = 5):
-        "Stop every plugin process this launcher started (SIGTERM, then SIGKILL after `timeout` seconds)."
-        processes = list(self.processes.values())
-        for process in processes: _signal_group(process, signal.SIGTERM)
-        for process in processes:
-            try: process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
+@patch
+def _wait(self: ProcessLauncher, process: subprocess.Popen, launch: PluginLaunch):
+    "Wait for the plugin process of `launch`, then report its end to `on_exit`, once."
+    try: code, reason = self.ended(launch, process.wait())
+    except Exception as error: code, reason = None, f"its end could not be read ({type(error).__name__})"
+    reason = self.ending.pop(launch.run_id, None) or reason
+    self.processes.pop(launch.run_id, None), self.launches.pop(launch.run_id, None)
+    logger.info("plugin run %s ended: code %s%s", launch.run_id, code, f" ({reason})" if reason else "")
+    try:
+        if self.on_exit: self.on_exit(launch, code, reason)
+    finally: self.waiters.pop(launch.run_id, None)
 
+# %% ../../nbs/server.launchers.ipynb #91ded835
 def _signal_group(process: subprocess.Popen, number: int):
     "Send signal `number` to the process group a plugin process leads."
     try: os.killpg(process.pid, number)
     except ProcessLookupError: pass
 
+@patch
+def abort(self: ProcessLauncher, run_id: str, grace: float = 10):
+    "Stop run `run_id`: SIGTERM to its process group, SIGKILL after `grace` seconds; `on_exit` is still called once."
+    process = self.processes.get(run_id)
+    if process is None: return
+    self.ending.setdefault(run_id, "aborted")
+    _signal_group(process, signal.SIGTERM)
+    try: process.wait(grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
+@patch
+def stop(self: ProcessLauncher, grace: float = 10):
+    "Stop every plugin this launcher started, all at once as `abort` does; return when each has ended and been reported."
+    for run_id in list(self.processes): self.ending.setdefault(run_id, "stopped with the Pod")
+    aborts = [threading.Thread(target=self.abort, args=(run_id, grace)) for run_id in list(self.processes)]
+    for thread in aborts: thread.start()
+    for thread in aborts: thread.join()
+    for waiter in list(self.waiters.values()):
+        if waiter is not threading.current_thread(): waiter.join()
+
+# %% ../../nbs/server.launchers.ipynb #8ffcfb26
+def _process_stats() -> list:
+    "`(pid, state, process group, start time)` of every process this one can see in `/proc`."
+    stats = []
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try: fields = path.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError): continue  # ended meanwhile
+        stats.append((int(path.parent.name), fields[0], int(fields[2]), int(fields[19])))
+    return stats
+
+def _start_time(pid: int):
+    "When process `pid` started, in clock ticks since boot, or None."
+    return next((started for found, _, _, started in _process_stats() if found == pid), None)
+
+def _group_alive(group: int, started: int) -> bool:
+    "Whether a process (not a zombie) of process group `group` is there that started no earlier than `started`."
+    return any(found_group == group and state != "Z" and since >= started for _, state, found_group, since in _process_stats())
+
+@patch
+def record(self: ProcessLauncher, launch: PluginLaunch) -> dict:
+    "What finds the process group of `launch` after a crash of the Pod: its id and its leader's start time."
+    process = self.processes.get(launch.run_id)
+    return {"process_group": process.pid, "started": _start_time(process.pid)} if process else {}
+
+@patch
+def reap(self: ProcessLauncher, record: dict, grace: float = 10):
+    "Stop what is left of the process group in `record` (started by a Pod that died): SIGTERM, SIGKILL after `grace` seconds."
+    group, started = record.get("process_group"), record.get("started")
+    if group is None or started is None or not _group_alive(group, started): return
+    for number in (signal.SIGTERM, signal.SIGKILL):
+        try: os.killpg(group, number)
+        except ProcessLookupError: return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(group, started): time.sleep(0.05)
+        if not _group_alive(group, started): return
+
 # %% ../../nbs/server.launchers.ipynb #b2f6c8d3
 @patch
-def exit_message(self: ProcessLauncher, launch: PluginLaunch, code: int) -> str:
-    "What the run of `launch` is told when its process ended with `code`."
-    return f"the plugin process exited with code {code}; its output is in the run's plugin log"
+def exit_message(self: ProcessLauncher, launch: PluginLaunch, code: int, reason: str = None) -> str:
+    "What the run of `launch` is told when its process ended (with `code`, or for `reason`) without a final status."
+    if reason: ending = f"ended ({reason})" + (f" with code {code}" if code is not None else "")
+    else: ending = f"exited with code {code}" + (" without reporting how its run ended" if code == 0 else "")
+    return f"the plugin process {ending}; its output is in the run's plugin log"
 
 # %% ../../nbs/server.launchers.ipynb #cb12a408
 def _alphanumeric(text: str) -> str: return re.sub(r"[^a-zA-Z0-9]", "", text)
 
 class DockerLauncher(ProcessLauncher):
-    "Starts each plugin run as a Docker container of its `containerImage`."
+    "Starts each plugin run as a Docker container of its `containerImage`, and reports the container's end."
     def __init__(self, log_dir: Path, on_exit=None, network: str = "host", pull: str = "always"):
         super().__init__(log_dir, on_exit)
         if pull not in ("always", "missing", "never"): raise ValueError(f"pull must be always, missing or never, not {pull!r}")
@@ -123,8 +193,7 @@ class DockerLauncher(ProcessLauncher):
     def command_for(self, launch: PluginLaunch) -> list:
         "The `docker run` command for `launch`: it names the run's variables; `docker` reads their values from its environment."
         return ["docker", "run", f"--pull={self.pull}", f"--network={self.network}", "--init",
-                *[f"--env={name}" for name in launch.environment()],
-                f"--name={self.container_name(launch)}", "--rm", "--", launch.image]
+                *[f"--env={name}" for name in launch.environment()], f"--name={self.container_name(launch)}", "--", launch.image]
 
 # %% ../../nbs/server.launchers.ipynb #e5c9f1a6
 DOCKER_RUN_FAILURES = {125: "docker could not start a container of {image}", 126: "the command of {image} could not be run",
@@ -138,12 +207,54 @@ def docker_error(log_path: Path) -> str:
               for line in tail.splitlines() if line.startswith("docker: ")]
     return errors[-1].strip() if errors else ""
 
+def _docker(*arguments: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    "Run `docker ARGUMENTS`, capturing its output; a `docker` that is missing or hangs is a failed run, not an error."
+    try: return subprocess.run(["docker", *arguments], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error: return subprocess.CompletedProcess(arguments, 1, "", str(error))
+
 @patch
-def exit_message(self: DockerLauncher, launch: PluginLaunch, code: int) -> str:
-    "What the run of `launch` is told when `docker run` ended with `code`."
-    if code not in DOCKER_RUN_FAILURES: return f"the container of {launch.image} exited with code {code}"
-    reason = docker_error(self.log_path(launch))
-    return DOCKER_RUN_FAILURES[code].format(image=launch.image) + (f": {reason}" if reason else "")
+def exit_message(self: DockerLauncher, launch: PluginLaunch, code: int, reason: str = None) -> str:
+    "What the run of `launch` is told when its container ended (with `code`, or for `reason`) without a final status."
+    if code in DOCKER_RUN_FAILURES: return DOCKER_RUN_FAILURES[code].format(image=launch.image) + (f": {reason}" if reason else "")
+    if reason == "OOMKilled": return f"the container of {launch.image} was killed for using too much memory (OOMKilled)"
+    ending = f"exited with code {code}" if code is not None else "ended"
+    if code == 0 and not reason: ending += " without reporting how its run ended"
+    return f"the container of {launch.image} {ending}" + (f" ({reason})" if reason else "")
+
+# %% ../../nbs/server.launchers.ipynb #4de368fe
+@patch
+def ended(self: DockerLauncher, launch: PluginLaunch, returncode: int) -> tuple:
+    "`(code, reason)` of the container of `launch`, read from Docker before the container is removed."
+    name = self.container_name(launch)
+    inspected = _docker("inspect", "--format", "{{json .State}}", name)
+    state = json.loads(inspected.stdout) if inspected.returncode == 0 and inspected.stdout.strip() else {}
+    _docker("rm", "--force", name)  # also ends a container whose `docker run` was killed
+    if state.get("OOMKilled"): return state.get("ExitCode"), "OOMKilled"
+    if returncode in DOCKER_RUN_FAILURES: return returncode, docker_error(self.log_path(launch)) or None
+    if returncode < 0 and state: return state.get("ExitCode"), f"docker run was {ProcessLauncher.ended(self, launch, returncode)[1]}"
+    return ProcessLauncher.ended(self, launch, returncode)
+
+@patch
+def abort(self: DockerLauncher, run_id: str, grace: float = 10):
+    "Stop run `run_id`: `docker stop` (SIGTERM, SIGKILL after `grace` seconds), then its `docker run`; `on_exit` is still called once."
+    launch = self.launches.get(run_id)
+    if launch is None: return
+    self.ending.setdefault(run_id, "aborted")
+    stopped = _docker("stop", "--time", str(max(0, round(grace))), self.container_name(launch), timeout=grace + 60)
+    ProcessLauncher.abort(self, run_id, 5 if stopped.returncode == 0 else grace)  # no container yet (still pulling): stop docker run
+
+@patch
+def record(self: DockerLauncher, launch: PluginLaunch) -> dict:
+    "What finds the run of `launch` after a crash of the Pod: its container, and the process group of its `docker run`."
+    return {**ProcessLauncher.record(self, launch), "container": self.container_name(launch)}
+
+@patch
+def reap(self: DockerLauncher, record: dict, grace: float = 10):
+    "Stop and remove the container in `record` (started by a Pod that died), then what is left of its `docker run`."
+    if record.get("container"):
+        _docker("stop", "--time", str(max(0, round(grace))), record["container"], timeout=grace + 60)
+        _docker("rm", "--force", record["container"])
+    ProcessLauncher.reap(self, record, grace)
 
 # %% ../../nbs/server.launchers.ipynb #7402abc4
 def _kubernetes_api():
@@ -188,11 +299,11 @@ def launch_failure(launch: PluginLaunch, error: Exception) -> str:
     return f"could not start plugin {launch.image}: {SERVER_PATH.sub('<path>', reason)[:300]}"
 
 class LaunchQueue:
-    "Starts plugin runs through `launcher`, at most `most` at once and `most_per_owner` per owner; the rest wait in order."
-    def __init__(self, launcher, most: int = 4, most_per_owner: int = 2, on_wait=None, on_failure=None):
+    "Plugin runs taking turns: `start` is called for at most `most` at once, `most_per_owner` per owner; the rest wait in order."
+    def __init__(self, start, most: int = 4, most_per_owner: int = 2, on_wait=None):
         if most < 1 or most_per_owner < 1: raise ValueError("the plugin run limits must be at least 1")
-        self.launcher, self.most, self.most_per_owner = launcher, most, most_per_owner
-        self.on_wait, self.on_failure = on_wait, on_failure  # called with (launch, message)
+        self.start, self.most, self.most_per_owner = start, most, most_per_owner
+        self.on_wait = on_wait  # called with (launch, message)
         self.running, self.waiting, self._lock = {}, deque(), threading.Lock()
 
     def __repr__(self): return f"LaunchQueue({len(self.running)} running, {len(self.waiting)} waiting)"
@@ -208,7 +319,7 @@ def submit(self: LaunchQueue, launches: list):
     for launch in waiting:
         if self.on_wait: self.on_wait(launch, f"waiting to start: {self.most} plugin runs may run at once on this Pod, "
                                               f"{self.most_per_owner} per owner")
-    for launch in ready: self._start(launch)
+    for launch in ready: self.start(launch)
 
 @patch
 def finished(self: LaunchQueue, run_id: str):
@@ -216,7 +327,7 @@ def finished(self: LaunchQueue, run_id: str):
     with self._lock:
         if self.running.pop(run_id, None) is None: return
         ready = self._take_ready()
-    for launch in ready: self._start(launch)
+    for launch in ready: self.start(launch)
 
 @patch
 def _take_ready(self: LaunchQueue) -> list:
@@ -225,6 +336,7 @@ def _take_ready(self: LaunchQueue) -> list:
     for launch in list(self.waiting):
         if len(self.running) >= self.most: break
         if sum(owner == launch.owner for owner in self.running.values()) >= self.most_per_owner: continue
+        if launch.run_id in self.running: continue  # another owner's run with the same id: after it
         self.waiting.remove(launch)
         self.running[launch.run_id] = launch.owner
         ready.append(launch)
@@ -232,20 +344,20 @@ def _take_ready(self: LaunchQueue) -> list:
 
 # %% ../../nbs/server.launchers.ipynb #0c9b33e1
 @patch
-def _start(self: LaunchQueue, launch: PluginLaunch):
-    "Start one launch; a failure is reported to `on_failure`, and a launcher that can't tell when a plugin ends frees its place at once."
-    try: self.launcher.launch(launch)
-    except Exception as error:
-        logger.warning("plugin run %s could not start: %s", launch.run_id, launch_failure(launch, error))
-        if self.on_failure: self.on_failure(launch, launch_failure(launch, error))
-        return self.finished(launch.run_id)
-    if getattr(self.launcher, "on_exit", None) is None: self.finished(launch.run_id)
+def cancel(self: LaunchQueue, owner: str, run_id: str) -> bool:
+    "Take the waiting run `run_id` of `owner` out of the queue; whether it was waiting."
+    with self._lock:
+        found = [launch for launch in self.waiting if (launch.owner, launch.run_id) == (owner, run_id)]
+        for launch in found: self.waiting.remove(launch)
+    return bool(found)
 
 @patch
-def stop(self: LaunchQueue):
-    "Forget the waiting launches and stop the running plugins (for launchers that can)."
-    with self._lock: self.waiting.clear()
-    if hasattr(self.launcher, "stop"): self.launcher.stop()
+def clear(self: LaunchQueue) -> list:
+    "Take every waiting launch out of the queue; those launches."
+    with self._lock:
+        waiting = list(self.waiting)
+        self.waiting.clear()
+    return waiting
 
 # %% ../../nbs/server.launchers.ipynb #c3bb547a
 PLUGIN_RUNNERS = ("process", "docker", "kubernetes")

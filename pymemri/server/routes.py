@@ -29,7 +29,8 @@ from .store import create_edges, create_items, delete_items, update_items
 from .calls import (FILE_LIMIT, PodCall, PodState, check_run_live, json_reply, logger, open_database,
                                      pod_call)
 from .changes import changes_route, get_pluginrun_log
-from .runs import plugin_launches, start_plugins
+from .runs import end_runs, plugin_launches, runs_moved, runs_touched, start_plugins
+
 
 # %% ../../nbs/server.routes.ipynb #4ac028f2
 def version() -> Response:
@@ -42,6 +43,7 @@ def create_item(call: PodCall = Depends(pod_call)):
     "Create one item; its id."
     with call.database.write():
         ids, runs = create_items(call.database, [call.payload], call.state.clock())
+        runs_touched(call, runs, [])
         launches = plugin_launches(call, runs)
     start_plugins(call, launches)
     return json_reply(ids[0])
@@ -52,12 +54,18 @@ def get_item_route(call: PodCall = Depends(pod_call)):
 
 def update_item(call: PodCall = Depends(pod_call)):
     "Change some properties of one item."
-    with call.database.write(): update_items(call.database, [call.payload], call.state.clock())
+    with call.database.write():
+        before = runs_touched(call, [], [call.payload["id"]])
+        update_items(call.database, [call.payload], call.state.clock())
+        ended = runs_moved(call, before)
+    end_runs(call, ended)
     return json_reply({})
 
 def delete_item(call: PodCall = Depends(pod_call)):
     "Mark one item deleted."
-    with call.database.write(): delete_items(call.database, [call.payload], call.state.clock())
+    with call.database.write():
+        runs_touched(call, [], [call.payload])
+        delete_items(call.database, [call.payload], call.state.clock())
     return json_reply({})
 
 # %% ../../nbs/server.routes.ipynb #30c68309
@@ -81,12 +89,15 @@ def bulk(call: PodCall = Depends(pod_call)):
     payload, database, now = call.payload, call.database, call.state.clock()
     with database.write():
         ids, runs = create_items(database, payload.get("createItems", []), now)
+        before = runs_touched(call, runs, [update["id"] for update in payload.get("updateItems", [])] + payload.get("deleteItems", []))
         update_items(database, payload.get("updateItems", []), now)
         delete_items(database, payload.get("deleteItems", []), now)
+        ended = runs_moved(call, before)
         edge_ids = create_edges(database, payload.get("createEdges", []), now)
         found = search_replies(database, payload.get("search", []), call.state.reply_limit)
         launches = plugin_launches(call, runs)
     start_plugins(call, launches)
+    end_runs(call, ended)
     body = b'{"createItems":%b,"createEdges":%b,"search":[%b]}' % (orjson.dumps(ids), orjson.dumps(edge_ids), b",".join(found))
     return Response(body, media_type="application/json")
 
@@ -122,7 +133,7 @@ async def store_upload(request: Request, owner: str, key: str, sha256: str, run_
     state = request.app.state.pod
     check_sha256(sha256)
     database = await run_in_threadpool(open_database, state, owner, key) if state.store.exists(owner) else None
-    if database and run_id: await run_in_threadpool(check_run_live, database, run_id)
+    if database and run_id: check_run_live(state, owner, run_id)
     if (state.files_dir(owner) / sha256).exists(): raise PodFailure(409, "this file is already stored")
     upload = await receive_upload(request, state, database and await run_in_threadpool(kept_key, database, sha256))
     try:

@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['HEAD_TIMEOUT', 'default_data_dir', 'PodServer', 'H11WithHeadTimeout', 'listening_socket', 'connection_limits',
-           'PodUvicorn', 'Overload', 'pod_uvicorn', 'stored_owner', 'raise_open_file_limit', 'start_pod']
+           'PodUvicorn', 'Overload', 'pod_uvicorn', 'PodStopping', 'stored_owner', 'raise_open_file_limit', 'start_pod']
 
 # %% ../../nbs/server.serve.ipynb #c8c32051
 import asyncio
 import logging
 import os
 import resource
+import signal
 import socket
 import sys
 import threading
@@ -101,7 +102,7 @@ def connection_limits(state: PodState, max_connections: int = None) -> tuple:
     "How many connections the Pod keeps open, and how many requests it serves at once, within its open-file limit."
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     soft = 65536 if soft == resource.RLIM_INFINITY else soft
-    plugins = 4 * (state.launches.most if state.launches else 4)  # a log and pipes each
+    plugins = 4 * (state.runs.queue.most if state.runs else 4)  # a log and pipes each
     if max_connections: return max_connections, max(4, max_connections // 2)
     room = soft - _open_files() - 3 * state.store.pool_size - plugins - 16
     connections = max(16, room * 2 // 3)  # one descriptor each, and one more for each request served (a file it opens)
@@ -250,6 +251,23 @@ def stop(self: PodServer):
     close_pod(self.app.state.pod)
     self._server = None
 
+# %% ../../nbs/server.serve.ipynb #602e34fb
+class PodStopping(Exception):
+    "SIGTERM or SIGINT reached `start_pod`: raised once uvicorn has stopped serving, so the Pod stops its plugins before it exits."
+
+def _stop_serving(number: int, frame):
+    "The handler of SIGTERM and SIGINT while `PodUvicorn.serve_until_signal` serves; uvicorn calls it again once it has stopped serving."
+    raise PodStopping(signal.Signals(number).name)
+
+@patch
+def serve_until_signal(self: PodUvicorn, sockets: list) -> str:
+    "Serve on `sockets` from the main thread until SIGTERM or SIGINT; the signal's name, with both signals ignored from then on."
+    for number in (signal.SIGTERM, signal.SIGINT): signal.signal(number, _stop_serving)
+    try: self.run(sockets=sockets)
+    except PodStopping as stopping: return str(stopping)
+    finally:
+        for number in (signal.SIGTERM, signal.SIGINT): signal.signal(number, signal.SIG_IGN)  # stopping the plugins is not interrupted
+
 # %% ../../nbs/server.serve.ipynb #48c3dc92
 def stored_owner() -> str:
     "The owner list of a Pod that serves only the owner in the stored keys; exits with one line if there is none."
@@ -313,5 +331,7 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
     except (DataFolderLocked, ValueError) as error: sys.exit(f"Error: {error}")
     print(f"pymemri Pod on http://{host}:{port}, data in {data_dir}", flush=True)
     server = pod_uvicorn(app, log_level.lower(), max_connections, log_config=log_config(LOG_LEVELS[log_level.lower()]))
-    try: server.run(sockets=[sock])
-    finally: close_pod(app.state.pod)
+    try: server.serve_until_signal([sock])
+    finally:
+        close_pod(app.state.pod)
+        print("pymemri Pod stopped", flush=True)

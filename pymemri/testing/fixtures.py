@@ -14,9 +14,10 @@ from ..server.launchers import PluginLaunch
 
 # %% ../../nbs/testing.fixtures.ipynb #b2595004
 class RecordingLauncher:
-    "A launcher that starts nothing and remembers every `PluginLaunch` it is given."
-    def __init__(self): self.launches = []
+    "A launcher that starts nothing and remembers every `PluginLaunch` it is given, and every run it is asked to abort."
+    def __init__(self): self.launches, self.aborted = [], []
     def launch(self, launch: PluginLaunch): self.launches.append(launch)
+    def abort(self, run_id: str, grace: float = 10): self.aborted.append(run_id)
 
     @property
     def runs(self) -> list:

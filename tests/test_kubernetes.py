@@ -101,9 +101,9 @@ def kube_options(kube: Cluster, **options) -> dict:
             "kubernetes_host_network": True, **options}
 
 
-def containers(run_id: str) -> str:
-    "The ids of the Docker containers of run `run_id`'s Pod (the kubelet labels them with the Pod's labels)."
-    return docker("ps", "--all", "--quiet", "--filter", f"label=pymemri/run={run_id}")
+def running_containers(run_id: str) -> str:
+    "The ids of the running Docker containers of run `run_id`'s Pod (the kubelet labels them with the Pod's labels)."
+    return docker("ps", "--quiet", "--filter", f"label=pymemri/run={run_id}")
 
 
 def slow_run(server, owner: PodCaller, project: Path, image: str, service: NotesService) -> str:
@@ -133,10 +133,11 @@ def test_plugin_run_end_to_end(kube, plugin_image, tmp_path):
         [run] = owner.search(type="PluginRun")
         assert f"Run {run['id']} is done" in ran.stderr and run["status"] == "done"
         assert sorted(note["title"] for note in owner.search(type="Note")) == titles
+        # The plugin reports `done` before its container ends; the launcher has read all its output once it deleted the Job.
+        wait_for(lambda: kube.jobs(run["id"]) == [] and kube.secrets(run["id"]) == [], 30, "the launcher deleting the finished Job")
         log = plugin_log_path(tmp_path / "data" / "logs", owner.owner, run["id"]).read_text()
         assert f"Running docker_check.plugin.{PLUGIN} on the Pod at {pod.url}" in log and f"Done: {PLUGIN} finished" in log
         assert f"Done: {PLUGIN} finished" in owner.call("get_pluginrun_log", run["id"])["logs"]
-        wait_for(lambda: kube.jobs(run["id"]) == [] and kube.secrets(run["id"]) == [], 30, "the launcher deleting the finished Job")
 
 
 def test_no_token_in_manifests_and_the_abort_deletes_the_job(kube, plugin_image, notes_service, start_server, tmp_path):
@@ -156,10 +157,10 @@ def test_no_token_in_manifests_and_the_abort_deletes_the_job(kube, plugin_image,
     assert (job.spec.backoff_limit, job.spec.active_deadline_seconds) == (0, 86400)
     assert pod.spec.automount_service_account_token is False
 
-    assert containers(run_id), "no container for the run"
+    assert running_containers(run_id), "no container for the run"
     server.app.state.pod.launcher.abort(run_id)
     started = time.monotonic()
-    wait_for(lambda: containers(run_id) == "", 15, "the container stopping after the abort")
+    wait_for(lambda: running_containers(run_id) == "", 15, "the container stopping after the abort")
     assert time.monotonic() - started < 10
     wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == [], 30, "the Job, Pod and Secret going")
 
@@ -171,9 +172,9 @@ def test_aborted_run_ends_its_job(kube, plugin_image, notes_service, start_serve
     run_id = slow_run(server, owner, project, image, notes_service)
     owner.call("update_item", {"id": run_id, "status": "aborted"})
     started = time.monotonic()
-    wait_for(lambda: containers(run_id) == "", 15, "the container stopping after the run was aborted")
+    wait_for(lambda: running_containers(run_id) == "", 15, "the container stopping after the run was aborted")
     assert time.monotonic() - started < 10
-    wait_for(lambda: kube.jobs(run_id) == [] and kube.secrets(run_id) == [], 30, "the Job and its Secret going")
+    wait_for(lambda: kube.jobs(run_id) == [] and kube.secrets(run_id) == [] and kube.pods(run_id) == [], 30, "the Job, its Secret and Pod going")
     assert owner.get(run_id)["status"] == "aborted"
     log = plugin_log_path(tmp_path / "data" / "logs", owner.owner, run_id).read_text()
     assert f"Aborted: {PLUGIN} stopped because its run was aborted" in log
@@ -204,7 +205,8 @@ def test_second_run_over_the_owner_limit_waits_for_the_first_job(kube, plugin_im
     wait_for(lambda: kube.jobs(first) == [], 30, "the first run's Job going")
     wait_for(lambda: kube.jobs(second), 30, "the second run's Job, once the first ended")
     server.app.state.pod.launcher.abort(second)
-    wait_for(lambda: kube.jobs(second) == [] and containers(second) == "", 30, "the second run's Job going")
+    wait_for(lambda: kube.jobs(second) == [] and kube.pods(second) == [] and running_containers(second) == "", 30,
+             "the second run's Job going")
 
 
 def test_deadline(kube, plugin_image, notes_service, start_server, tmp_path):
@@ -214,7 +216,8 @@ def test_deadline(kube, plugin_image, notes_service, start_server, tmp_path):
     run_id = slow_run(server, owner, project, image, notes_service)
     run = wait_for(lambda: (found := owner.get(run_id)).get("status") in ("done", "error") and found, 60, "the run ending")
     assert run["status"] == "error" and "the run passed its deadline of 15 s" in run["message"], run
-    wait_for(lambda: kube.jobs(run_id) == [] and containers(run_id) == "", 30, "the Job and its container going")
+    wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and running_containers(run_id) == "", 30,
+             "the Job and its container going")
 
 
 class PodProcess:
@@ -260,10 +263,10 @@ def test_orphaned_job_after_kill_9_is_stopped_by_the_next_pod(kube, plugin_image
         raise
     pod.process.kill()
     pod.process.wait(timeout=30)
-    time.sleep(2)
-    assert kube.jobs(run_id) and containers(run_id), "the run's Job should outlive the Pod killed with SIGKILL"
+    assert kube.jobs(run_id), "the run's Job should outlive the Pod killed with SIGKILL"  # (its plugin may end, losing its Pod)
     with pod:
-        wait_for(lambda: kube.jobs(run_id) == [] and containers(run_id) == "", 60, "the next Pod stopping the orphaned Job")
+        wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and running_containers(run_id) == "", 60,
+                 "the next Pod stopping the orphaned Job")
         assert kube.secrets(run_id) == []
         assert owner.get(run_id)["status"] == "error", "the run that was live when the Pod died should be marked error"
 
@@ -275,7 +278,7 @@ def test_start_pod_stops_its_jobs_when_it_stops(kube, plugin_image, notes_servic
     try: run_id = slow_run(pod, owner, project, image, notes_service)
     finally: pod.stop()
     assert pod.process.returncode is not None
-    assert kube.jobs(run_id) == [] and containers(run_id) == "" and kube.secrets(run_id) == []
+    assert kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == [] and running_containers(run_id) == ""
 
 
 def test_launcher_options():

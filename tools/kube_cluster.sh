@@ -218,7 +218,7 @@ clusters:
 - name: local
   cluster:
     server: https://127.0.0.1:$api_port
-    insecure-skip-tls-verify: true
+    certificate-authority: $state/pki/apiserver.crt
 users:
 - name: admin
   user:

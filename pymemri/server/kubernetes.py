@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['PULL_POLICIES', 'LABEL_PREFIX', 'SECRET_VARIABLES', 'PULL_FAILURES', 'label_value', 'parse_resources', 'JobRun',
-           'KubernetesLauncher', 'kubernetes_client']
+           'KubernetesLauncher', 'kubernetes_client', 'api_error']
 
 # %% ../../nbs/server.kubernetes.ipynb #f90e5325
 import hashlib
+import json
 import os
 import re
 import socket
@@ -128,7 +129,8 @@ def kubernetes_client():
     configuration = client.Configuration()
     try: config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        try: config.load_kube_config(client_configuration=configuration)
+        # KUBECONFIG as it is now: the client reads it once, when it is imported
+        try: config.load_kube_config(os.environ.get("KUBECONFIG") or None, client_configuration=configuration)
         except Exception as error:
             raise RuntimeError(f"no Kubernetes cluster: this is not in one, and no kube config loads ({error})") from None
     return client.ApiClient(configuration)
@@ -157,10 +159,18 @@ def launch(self: KubernetesLauncher, launch: PluginLaunch):
         uid = batch.create_namespaced_job(self.namespace, self.job_manifest(launch)).metadata.uid
         owner = {"apiVersion": "batch/v1", "kind": "Job", "name": run.job, "uid": uid}
         core.patch_namespaced_secret(run.job, self.namespace, {"metadata": {"ownerReferences": [owner]}})
-    except Exception:
+    except Exception as error:
         with self._lock: self.runs.pop(run.job, None)
-        self._delete(run.job)
-        raise
+        try: self._delete(run.job)  # the Secret, made already
+        except Exception as cleanup: logger.warning("plugin run %s: %s", launch.run_id, api_error(cleanup))
+        raise RuntimeError(api_error(error)) from None
+
+def api_error(error: Exception) -> str:
+    "One line for an error of the Kubernetes API: its status, reason and message, without the reply's headers."
+    if not hasattr(error, "status") or not hasattr(error, "body"): return str(error)
+    try: message = json.loads(error.body).get("message", "")
+    except (TypeError, ValueError): message = ""
+    return f"Kubernetes answered {error.status} {error.reason}" + (f": {message}" if message else "")
 
 @patch
 def log_path(self: KubernetesLauncher, launch: PluginLaunch) -> Path:

@@ -26,7 +26,7 @@ import requests
 from conftest import PodCaller, free_port
 from pymemri.plugin.cli import create_run
 from pymemri.pod.client import PodClient
-from pymemri.server.launchers import make_launcher, plugin_log_path
+from pymemri.server.launchers import PluginLaunch, make_launcher, plugin_log_path
 from pymemri.testing.notes_service import NotesService
 from test_launchers_integration import (PLUGIN, base_image, debian_root, docker, notes_account, notes_service, on_ci,  # noqa: F401
                                         plugin_image, wait_for)
@@ -158,11 +158,16 @@ def test_no_token_in_manifests_and_the_abort_deletes_the_job(kube, plugin_image,
     assert pod.spec.automount_service_account_token is False
 
     assert running_containers(run_id), "no container for the run"
-    server.app.state.pod.launcher.abort(run_id)
+    launcher, ends = server.app.state.pod.launcher, []
+    report = launcher.on_exit
+    launcher.on_exit = lambda launch, code, reason: (ends.append((launch.run_id, code, reason)), report(launch, code, reason))
+    launcher.abort(run_id)
     started = time.monotonic()
     wait_for(lambda: running_containers(run_id) == "", 15, "the container stopping after the abort")
     assert time.monotonic() - started < 10
     wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == [], 30, "the Job, Pod and Secret going")
+    time.sleep(2)  # what the watches saw meanwhile (the Job failing, then deleted) must not report the end again
+    assert ends == [(run_id, None, "aborted")]
 
 
 def test_aborted_run_ends_its_job(kube, plugin_image, notes_service, start_server, tmp_path):
@@ -218,6 +223,26 @@ def test_deadline(kube, plugin_image, notes_service, start_server, tmp_path):
     assert run["status"] == "error" and "the run passed its deadline of 15 s" in run["message"], run
     wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and running_containers(run_id) == "", 30,
              "the Job and its container going")
+
+
+def test_container_out_of_memory(kube, base_image, tmp_path):
+    image = f"pymemri-test-memory-hog:{secrets.token_hex(4)}"
+    (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\nCMD " + json.dumps(
+        ["python3", "-c", "print('taking memory', flush=True); hog = bytearray(400 * 2**20); print('not killed')"]))
+    docker("build", "--quiet", "--tag", image, str(tmp_path))
+    ends = []
+    launcher = make_launcher("kubernetes", tmp_path / "data", on_exit=lambda launch, code, reason: ends.append((code, reason)),
+                             kubernetes_namespace=kube.namespace, kubernetes_pull="never", kubernetes_limits="memory=64Mi")
+    launch = PluginLaunch("0f" * 32, secrets.token_hex(16), image, "http://localhost:1", {}, {"data": {}})
+    try:
+        launcher.launch(launch)
+        wait_for(lambda: ends, 120, "the run ending")
+        assert ends == [(137, "the plugin ran out of memory (OOMKilled)")]
+        assert launcher.exit_message(launch, *ends[0]) == "the plugin's Kubernetes Job ended: the plugin ran out of memory (OOMKilled)"
+        assert launcher.log_path(launch).read_text() == "taking memory\n"
+    finally:
+        launcher.stop()
+        subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True, timeout=120)
 
 
 class PodProcess:

@@ -23,7 +23,7 @@ set -euo pipefail
 cache_root=${PYMEMRI_KUBE_CACHE:-/var/cache/pymemri-kube}
 pause_image=pymemri/kube-pause:3.2
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
-recipe=2  # raised when the build changes, so that caches of an older recipe are rebuilt
+recipe=3  # raised when the build changes, so that caches of an older recipe are rebuilt
 reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
 etcd_port=23790 etcd_peer_port=23800 api_port=16443 kubelet_port=10250
 
@@ -142,7 +142,9 @@ build() {
             export GOPATH="$src/.gopath"
             cd .gopath/src/k8s.io/kubernetes
             local version_package ldflags="-s -w" binary
-            for version_package in k8s.io/component-base/version k8s.io/kubernetes/vendor/k8s.io/component-base/version; do
+            # The version the binaries and the apiserver's /version report (else v0.0.0-master).
+            for version_package in k8s.io/kubernetes/vendor/k8s.io/component-base/version \
+                    k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version k8s.io/kubernetes/pkg/version; do
                 ldflags+=" -X $version_package.gitVersion=$upstream -X $version_package.gitMajor=$major"
                 ldflags+=" -X $version_package.gitMinor=$minor -X $version_package.gitTreeState=clean"
             done

@@ -306,7 +306,7 @@ def _finish(self: KubernetesLauncher, run: JobRun, code, reason, grace):
         if follower: follower.join(timeout=(grace or self.grace) + 10)
         elif code is not None: self._read_output(run)  # it ended before its output was followed
         self._delete(run.job, grace=grace)
-        self._gone(run.job, timeout=(grace or self.grace) + 20)
+        if code is None and follower: self._gone(run.job, timeout=(grace or self.grace) + 20)  # a container that ran has stopped
     except Exception as error: logger.warning("cleaning up after plugin run %s failed: %s", run.launch.run_id, str(error)[:300])
     finally:
         with self._lock: self.runs.pop(run.job, None)
@@ -350,7 +350,7 @@ def reap_orphans(self: KubernetesLauncher, grace: int = 10) -> list:
     "Delete the Jobs labelled as this Pod's that this launcher did not start (left by a Pod that died); their names."
     batch, _ = self.api()
     jobs = batch.list_namespaced_job(self.namespace, label_selector=self.selector).items
-    with self._lock: orphans = [job.metadata.name for job in jobs if job.metadata.name not in self.runs]
+    with self._lock: orphans = [job.metadata.name for job in jobs if job.metadata.name not in self.runs and not job.metadata.deletion_timestamp]
     for job in orphans: self._delete(job, grace=grace)
     for job in orphans: self._gone(job, timeout=grace + 20)
     if orphans: logger.warning("stopped %d Kubernetes Jobs a previous Pod left: %s", len(orphans), ", ".join(orphans))

@@ -14,9 +14,7 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -165,7 +163,8 @@ def test_no_token_in_manifests_and_the_abort_deletes_the_job(kube, plugin_image,
     started = time.monotonic()
     wait_for(lambda: running_containers(run_id) == "", 15, "the container stopping after the abort")
     assert time.monotonic() - started < 10
-    wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == [], 30, "the Job, Pod and Secret going")
+    wait_for(lambda: kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == [], 30,
+             "the Job, Pod and Secret going")
     time.sleep(2)  # what the watches saw meanwhile (the Job failing, then deleted) must not report the end again
     assert ends == [(run_id, None, "aborted")]
 
@@ -179,7 +178,8 @@ def test_aborted_run_ends_its_job(kube, plugin_image, notes_service, start_serve
     started = time.monotonic()
     wait_for(lambda: running_containers(run_id) == "", 15, "the container stopping after the run was aborted")
     assert time.monotonic() - started < 10
-    wait_for(lambda: kube.jobs(run_id) == [] and kube.secrets(run_id) == [] and kube.pods(run_id) == [], 30, "the Job, its Secret and Pod going")
+    wait_for(lambda: kube.jobs(run_id) == [] and kube.secrets(run_id) == [] and kube.pods(run_id) == [], 30,
+             "the Job, its Secret and Pod going")
     assert owner.get(run_id)["status"] == "aborted"
     log = plugin_log_path(tmp_path / "data" / "logs", owner.owner, run_id).read_text()
     assert f"Aborted: {PLUGIN} stopped because its run was aborted" in log

@@ -9,12 +9,10 @@ runs with no network. On CI (CI=true) `.ci/run` starts a daemon, and a missing o
 """
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 

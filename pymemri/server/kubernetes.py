@@ -100,7 +100,8 @@ SECRET_VARIABLES = ("POD_OWNER", "POD_AUTH_JSON", "POD_TARGET_ITEM")  # the owne
 def secret_manifest(self: KubernetesLauncher, launch: PluginLaunch) -> dict:
     "The run's Secret: the variables that must not show in a manifest."
     environment = launch.environment()
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": self.job_name(launch), "labels": self.labels(launch)},
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": self.job_name(launch), "labels": self.labels(launch)},
             "stringData": {name: environment[name] for name in SECRET_VARIABLES}}
 
 @patch
@@ -108,7 +109,8 @@ def job_manifest(self: KubernetesLauncher, launch: PluginLaunch) -> dict:
     "The run's Job: one Pod, never retried, with a deadline; the secret variables come from the run's Secret."
     name, labels = self.job_name(launch), self.labels(launch)
     dns = f"https://{name}.{self.public_domain}" if self.public_domain else "http://localhost"
-    plain = [{"name": key, "value": value} for key, value in {**launch.environment(), "PLUGIN_DNS": dns}.items() if key not in SECRET_VARIABLES]
+    plain = [{"name": key, "value": value} for key, value in {**launch.environment(), "PLUGIN_DNS": dns}.items()
+             if key not in SECRET_VARIABLES]
     hidden = [{"name": key, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}} for key in SECRET_VARIABLES]
     resources = {key: value for key, value in (("requests", self.requests), ("limits", self.limits)) if value}
     container = {"name": "plugin", "image": launch.image, "imagePullPolicy": PULL_POLICIES[self.pull], "env": plain + hidden,
@@ -226,7 +228,8 @@ def _watch(self: KubernetesLauncher, listing, seen):
     from kubernetes import watch
     while not self._closing.is_set():
         try:
-            for event in watch.Watch().stream(listing, self.namespace, label_selector=self.selector, timeout_seconds=20, _request_timeout=30):
+            events = watch.Watch().stream(listing, self.namespace, label_selector=self.selector, timeout_seconds=20, _request_timeout=30)
+            for event in events:
                 if self._closing.is_set(): return
                 seen(event["type"], event["object"])
         except Exception as error:
@@ -306,7 +309,7 @@ def _finish(self: KubernetesLauncher, run: JobRun, code, reason, grace):
         if follower: follower.join(timeout=(grace or self.grace) + 10)
         elif code is not None: self._read_output(run)  # it ended before its output was followed
         self._delete(run.job, grace=grace)
-        if code is None and follower: self._gone(run.job, timeout=(grace or self.grace) + 20)  # a container that ran has stopped
+        if follower or code is not None: self._gone(run.job, timeout=(grace or self.grace) + 20)  # the Pod of a container that ran
     except Exception as error: logger.warning("cleaning up after plugin run %s failed: %s", run.launch.run_id, str(error)[:300])
     finally:
         with self._lock: self.runs.pop(run.job, None)
@@ -350,7 +353,8 @@ def reap_orphans(self: KubernetesLauncher, grace: int = 10) -> list:
     "Delete the Jobs labelled as this Pod's that this launcher did not start (left by a Pod that died); their names."
     batch, _ = self.api()
     jobs = batch.list_namespaced_job(self.namespace, label_selector=self.selector).items
-    with self._lock: orphans = [job.metadata.name for job in jobs if job.metadata.name not in self.runs and not job.metadata.deletion_timestamp]
+    with self._lock:
+        orphans = [job.metadata.name for job in jobs if job.metadata.name not in self.runs and not job.metadata.deletion_timestamp]
     for job in orphans: self._delete(job, grace=grace)
     for job in orphans: self._gone(job, timeout=grace + 20)
     if orphans: logger.warning("stopped %d Kubernetes Jobs a previous Pod left: %s", len(orphans), ", ".join(orphans))

@@ -270,6 +270,7 @@ EOF
 stop_pid() {  # $1: name, $2: pid. SIGTERM, then SIGKILL after 10 s; only if the PID still runs that program
     local name=$1 pid=$2 exe i
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
+    exe=${exe% (deleted)}  # a binary replaced since by a rebuild
     [ "$(basename "$exe")" = "$name" ] || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
     for ((i = 0; i < 20; i++)); do [ -e "/proc/$pid" ] || return 0; sleep 0.5; done

@@ -74,7 +74,8 @@ for arg in "$@"; do
     esac
 done
 config="$bundle/config.json"
-if [ -n "$bundle" ] && [ -f "$config" ] && command -v jq >/dev/null && jq -e '(.process.oomScoreAdj // 0) < 0' "$config" >/dev/null 2>&1; then
+if [ -n "$bundle" ] && [ -f "$config" ] && command -v jq >/dev/null \
+        && jq -e '(.process.oomScoreAdj // 0) < 0' "$config" >/dev/null 2>&1; then
     jq '.process.oomScoreAdj = 0' "$config" >"$config.clamped" && mv "$config.clamped" "$config"
 fi
 exec runc "$@"
@@ -200,7 +201,8 @@ start() {
     dir=$(build)
     local bin="$dir/bin"
     docker info >/dev/null 2>&1 || die "no Docker daemon answers"
-    docker info --format '{{json .Runtimes}}' | grep -q clamp || say "Warning: dockerd has no runtime named clamp; pod sandboxes may fail to start (see $0)"
+    docker info --format '{{json .Runtimes}}' | grep -q clamp \
+        || say "Warning: dockerd has no runtime named clamp; pod sandboxes may fail to start (see $0)"
     [ -e "$state/pids" ] && die "$state holds a running cluster; stop it first ($0 stop $state)"
     mkdir -p "$state"
     state=$(cd "$state" && pwd)

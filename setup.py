@@ -19,11 +19,11 @@ def requirement_list(key):
 
 
 def extras():
-    "The optional parts: the embedded Pod, the notebook form, what tests use, and everything a contributor needs."
+    "The optional parts: the embedded Pod, the notebook form, Kubernetes, what tests use, and everything a contributor needs."
     pod, notebook = requirement_list("pod_requirements"), requirement_list("notebook_requirements")
-    testing = pod + requirement_list("testing_requirements")
-    return {"pod": pod, "notebook": notebook, "testing": testing, "kubernetes": ["kubernetes>=28"],
-            "dev": testing + notebook + requirement_list("dev_requirements")}
+    kubernetes, testing = requirement_list("kubernetes_requirements"), pod + requirement_list("testing_requirements")
+    return {"pod": pod, "notebook": notebook, "testing": testing, "kubernetes": pod + kubernetes,
+            "dev": testing + notebook + kubernetes + requirement_list("dev_requirements")}
 
 
 def console_scripts():

@@ -1,4 +1,4 @@
-"""Real plugin launches: Docker containers end to end, and the Kubernetes launcher through the real client.
+"""Real plugin launches in Docker containers (Kubernetes Jobs are in tests/test_kubernetes.py).
 
 Docker: whenever a Docker daemon answers, a project made by `plugin_from_template` is built into an image
 with its own Dockerfile, once for the module, and an embedded Pod with the docker runner runs it: to the
@@ -6,22 +6,15 @@ end, aborted half way, and with an image that doesn't exist. The image's base is
 else, as root on Debian, the image `tools/docker_base_image.sh` makes from Debian packages (kept between runs
 under its tag); else python:3.11-slim. pymemri and its requirements go in from wheels made here, so the build
 runs with no network. On CI (CI=true) `.ci/run` starts a daemon, and a missing one fails these tests.
-
-Kubernetes: no cluster runs here. The launcher talks through the real `kubernetes` client to a stub of the
-Kubernetes API on loopback, which keeps every request; the tests check the exact Pod manifest it is sent.
-`test_kubernetes_plugin_run` runs against a real cluster when a kube config reaches one, and skips otherwise.
 """
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,7 +25,7 @@ from pymemri.data.schema import Account
 from pymemri.plugin.cli import create_run
 from pymemri.plugin.template import create_project
 from pymemri.pod.client import PodClient
-from pymemri.server.launchers import KubernetesLauncher, PluginLaunch, plugin_log_path
+from pymemri.server.launchers import plugin_log_path
 from pymemri.testing.notes_service import NotesService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -306,132 +299,3 @@ def test_docker_image_that_does_not_exist(start_server, tmp_path):
     assert run["status"] == "error"
     assert run["message"] == f"docker could not start a container of {image}: No such image: {image}", run["message"]
     assert str(server.data_dir) not in run["message"] and str(tmp_path) not in run["message"]
-
-
-class KubernetesApiStub(ThreadingHTTPServer):
-    "A stub of the Kubernetes API on loopback: it keeps every request, and creates whatever Pod it is sent."
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), KubernetesApiHandler)
-        self.requests = []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class KubernetesApiHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"method": "POST", "path": self.path, "authorization": self.headers["Authorization"], "body": body})
-        if re.fullmatch(r"/api/v1/namespaces/[a-z0-9-]+/pods", self.path):
-            return self.reply(201, {**body, "status": {"phase": "Pending"}})
-        self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})
-
-    def reply(self, status: int, body: dict):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args): pass
-
-
-@pytest.fixture
-def kubernetes_api(tmp_path, monkeypatch) -> KubernetesApiStub:
-    "A `KubernetesApiStub`, made the cluster of the kube config that the `kubernetes` client loads."
-    kube_config = pytest.importorskip("kubernetes.config.kube_config", reason="the kubernetes package is a dev requirement")
-    stub = KubernetesApiStub()
-    threading.Thread(target=stub.serve_forever, daemon=True).start()
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "stub",
-              "clusters": [{"name": "stub", "cluster": {"server": stub.url}}],
-              "users": [{"name": "stub", "user": {"token": "stub-token"}}],
-              "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "stub"}}]}
-    (tmp_path / "kubeconfig").write_text(json.dumps(config))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a cluster: the kube config is used
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
-    yield stub
-    stub.shutdown()
-    stub.server_close()
-
-
-def test_kubernetes_launcher_sends_the_pod_manifest(kubernetes_api):
-    token = {"data": {"nonce": "ab" * 24, "encryptedPermissions": "cd" * 48}}
-    launch = PluginLaunch(owner="0f" * 32, run_id="run-0001", image="registry.example.org/importer:1.2",
-                          pod_address="http://pod.example.org:3030", target_item={"id": "run-0001", "type": "PluginRun"},
-                          auth_token=token)
-    KubernetesLauncher(namespace="plugins", public_domain="plugins.example.org").launch(launch)
-    [request] = kubernetes_api.requests
-    assert ((request["method"], request["path"], request["authorization"])
-            == ("POST", "/api/v1/namespaces/plugins/pods", "Bearer stub-token"))
-    name = request["body"]["metadata"]["name"]
-    assert re.fullmatch(r"c0f0f0f0f0f-registryexampleorgim-run0001-[0-9a-f]{8}", name), name
-    assert request["body"] == {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name, "type": "plugin"}},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": name, "image": "registry.example.org/importer:1.2", "imagePullPolicy": "Always",
-            "ports": [{"containerPort": 8080}],
-            "env": [{"name": "POD_FULL_ADDRESS", "value": "http://pod.example.org:3030"},
-                    {"name": "POD_TARGET_ITEM", "value": '{"id": "run-0001", "type": "PluginRun"}'},
-                    {"name": "POD_PLUGINRUN_ID", "value": "run-0001"},
-                    {"name": "POD_OWNER", "value": "0f" * 32},
-                    {"name": "POD_AUTH_JSON", "value": json.dumps(token)},
-                    {"name": "PLUGIN_DNS", "value": f"https://{name}.plugins.example.org"}]}]}}
-
-
-def test_kubernetes_plugin_run_through_the_pod(kubernetes_api, start_server, tmp_path):
-    server = start_server(tmp_path / "data", plugin_runner="kubernetes", kubernetes_namespace="plugins")
-    owner = PodCaller(server.url)
-    run_id = secrets.token_hex(16)
-    owner.create(type="PluginRun", id=run_id, containerImage="registry.example.org/importer:1.2", targetItemId=run_id)
-    [request] = kubernetes_api.requests
-    assert request["path"] == "/api/v1/namespaces/plugins/pods"
-    [container] = request["body"]["spec"]["containers"]
-    environment = {env["name"]: env["value"] for env in container["env"]}
-    assert ((container["image"], environment["POD_PLUGINRUN_ID"], environment["POD_OWNER"])
-            == ("registry.example.org/importer:1.2", run_id, owner.owner))
-    assert environment["POD_FULL_ADDRESS"] == server.url and environment["PLUGIN_DNS"] == "http://localhost"
-    assert json.loads(environment["POD_TARGET_ITEM"])["id"] == run_id
-    plugin_auth = {"type": "PluginAuth", **json.loads(environment["POD_AUTH_JSON"])}
-    assert owner.call("get_item", run_id, auth=plugin_auth)[0]["id"] == run_id  # the token it was given opens the run
-
-
-def kubernetes_cluster(namespace: str):
-    "The CoreV1Api of a reachable cluster, or skip saying what is missing."
-    try: from kubernetes import client, config
-    except ImportError: pytest.skip("Kubernetes: the kubernetes package is not installed (pip install 'pymemri[kubernetes]')")
-    try: config.load_incluster_config()
-    except config.ConfigException:
-        try: config.load_kube_config()
-        except Exception as error:
-            pytest.skip(f"Kubernetes: no in-cluster service account and no kube config loads ({type(error).__name__}: {error})")
-    api = client.CoreV1Api()
-    try: api.list_namespaced_pod(namespace, limit=1, _request_timeout=10)
-    except Exception as error:
-        pytest.skip(f"Kubernetes: a kube config loads, but its cluster does not answer ({type(error).__name__}: {str(error)[:200]})")
-    return api
-
-
-def test_kubernetes_plugin_run(tmp_path, start_server):
-    namespace = "default"
-    api = kubernetes_cluster(namespace)
-    # The plugin Pod can't reach this test's Pod (it listens on this machine's loopback), so the test checks
-    # what the cluster was asked to run: a Pod with the run's labels and environment, that the cluster schedules.
-    server = start_server(tmp_path / "data", plugin_runner="kubernetes", kubernetes_namespace=namespace)
-    pod = PodCaller(server.url)
-    run_id = secrets.token_hex(16)
-    pod.create(type="PluginRun", id=run_id, containerImage="busybox:1.36", targetItemId=run_id)
-    found = [item for item in api.list_namespaced_pod(namespace, label_selector="type=plugin").items
-             if any(env.name == "POD_PLUGINRUN_ID" and env.value == run_id for env in item.spec.containers[0].env)]
-    assert len(found) == 1, f"no Kubernetes Pod for run {run_id}"
-    plugin = found[0]
-    try:
-        assert plugin.metadata.labels == {"app": plugin.metadata.name, "type": "plugin"}
-        assert plugin.spec.restart_policy == "Never" and plugin.spec.containers[0].image == "busybox:1.36"
-        environment = {env.name: env.value for env in plugin.spec.containers[0].env}
-        assert environment["POD_OWNER"] == pod.owner and json.loads(environment["POD_TARGET_ITEM"])["id"] == run_id
-        assert set(json.loads(environment["POD_AUTH_JSON"])["data"]) == {"nonce", "encryptedPermissions"}
-        deadline = time.monotonic() + 120
-        while api.read_namespaced_pod(plugin.metadata.name, namespace).status.phase == "Pending":
-            assert time.monotonic() < deadline, "the cluster did not start the plugin Pod within 120 s"
-            time.sleep(1)
-    finally:
-        api.delete_namespaced_pod(plugin.metadata.name, namespace)

@@ -292,7 +292,13 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
               plugins_callback_address: str = None,  # Pod address given to plugins (default http://localhost:PORT)
               docker_network: str = "host",  # Docker network for plugin containers
               docker_pull: str = "always",  # When to pull plugin images: always, missing (for local images) or never
-              kubernetes_namespace: str = "default",  # Kubernetes namespace for plugin Pods
+              kubernetes_namespace: str = "default",  # Kubernetes namespace for plugin Jobs
+              kubernetes_pull: str = "always",  # When nodes pull plugin images: always, missing (images on the nodes) or never
+              kubernetes_requests: str = None,  # Resources each plugin asks for on Kubernetes, e.g. cpu=250m,memory=256Mi
+              kubernetes_limits: str = None,  # Most resources each plugin may use on Kubernetes, e.g. cpu=1,memory=1Gi
+              kubernetes_service_account: str = None,  # Service account of plugin Pods (default none: no API token in them)
+              kubernetes_deadline: int = 86400,  # Seconds a plugin run may take on Kubernetes (its Job's activeDeadlineSeconds)
+              kubernetes_host_network: bool_arg = False,  # Plugin Pods use their node's network (to reach a Pod on its loopback)
               plugins_public_domain: str = None,  # Domain for plugin web pages in Kubernetes (PLUGIN_DNS)
               max_plugin_runs: int = 4,  # Plugin runs started at once; more wait their turn
               max_plugin_runs_per_owner: int = 2,  # Plugin runs of one owner started at once
@@ -310,7 +316,8 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
     "Run the embedded Pod in the foreground until interrupted."
     if plugin_runner not in PLUGIN_RUNNERS: sys.exit(f"Error: --plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}")
     if log_level.lower() not in LOG_LEVELS: sys.exit(f"Error: --log_level must be one of {', '.join(LOG_LEVELS)}")
-    if docker_pull not in ("always", "missing", "never"): sys.exit("Error: --docker_pull must be always, missing or never")
+    for flag, pull in (("docker_pull", docker_pull), ("kubernetes_pull", kubernetes_pull)):
+        if pull not in ("always", "missing", "never"): sys.exit(f"Error: --{flag} must be always, missing or never")
     if min(max_plugin_runs, max_plugin_runs_per_owner, max_reply_mb, max_connections or 1) < 1:
         sys.exit("Error: the limits must be at least 1")
     try: sock = listening_socket(host, port)
@@ -326,7 +333,10 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
                           reply_limit=max_reply_mb * 2**20, max_plugin_runs=max_plugin_runs,
                           max_plugin_runs_per_owner=max_plugin_runs_per_owner, max_open_databases=max_open_databases,
                           api_docs=api_docs, docker_network=docker_network, docker_pull=docker_pull,
-                          kubernetes_namespace=kubernetes_namespace, public_domain=plugins_public_domain, cors_origins=cors_origins,
+                          public_domain=plugins_public_domain, kubernetes_namespace=kubernetes_namespace,
+                          kubernetes_pull=kubernetes_pull, kubernetes_requests=kubernetes_requests, kubernetes_limits=kubernetes_limits,
+                          kubernetes_service_account=kubernetes_service_account, kubernetes_deadline=kubernetes_deadline,
+                          kubernetes_host_network=kubernetes_host_network, cors_origins=cors_origins,
                           public_hosts=[*(public_hosts or "").split(","), *([] if host in ("0.0.0.0", "::", "") else [host])])
     except (DataFolderLocked, ValueError) as error: sys.exit(f"Error: {error}")
     print(f"pymemri Pod on http://{host}:{port}, data in {data_dir}", flush=True)

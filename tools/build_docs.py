@@ -56,7 +56,7 @@ SIDEBAR = {  # group title: its pages (notebook names) in reading order; `index`
                               "pod.keys"],
     "Embedded Pod": ["server.app", "server.calls", "server.routes", "server.changes", "server.runs", "server.serve", "server.store",
                      "server.db", "server.search", "server.graphql",
-                     "server.auth", "server.files", "server.launchers", "server.private"],
+                     "server.auth", "server.files", "server.launchers", "server.kubernetes", "server.private"],
     "Testing": ["testing", "testing.suite", "testing.fixtures", "testing.forms", "testing.oauth_provider", "testing.cassettes",
                 "testing.notes_service", "testing.notes_importer"],
 }

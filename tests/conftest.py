@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -218,3 +219,42 @@ def smtp_relay(tmp_path):
 def login_world(tmp_path):
     "A Pod and an OAuth provider to log in to, for the notebook-login tests (see `pymemri.testing.forms`)."
     with LoginWorld(tmp_path) as world: yield world
+
+
+def wait_for(condition, timeout: float = 30, what: str = "the condition", interval: float = 0.05):
+    "Poll `condition()` until it returns something true; that value. Fails after `timeout` seconds."
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(interval)
+    return value
+
+
+def start_pod_process(data_dir: Path, port: int, *options: str) -> subprocess.Popen:
+    "The `start_pod` console script on `port`, serving every owner (and given `options`), once it answers."
+    command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
+    assert command, "the start_pod console script is not installed (pip install -e .)"
+    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--owners", "ANY", "--log_level", "warning",
+                                *options],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    def answers():
+        assert process.poll() is None, f"start_pod exited: {process.stderr.read()[-2000:]}"
+        try: return requests.get(f"http://127.0.0.1:{port}/version", timeout=1).status_code == 200
+        except requests.ConnectionError: return False
+    wait_for(answers, 30, "start_pod answering")
+    return process
+
+
+@pytest.fixture
+def pod_processes():
+    "Start `start_pod` processes with `start(data_dir, *options)` -> (process, url); any still running are killed after the test."
+    processes = []
+    def start(data_dir: Path, *options: str) -> tuple:
+        port = free_port()
+        processes.append(start_pod_process(data_dir, port, *options))
+        return processes[-1], f"http://127.0.0.1:{port}"
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

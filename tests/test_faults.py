@@ -16,7 +16,6 @@ import json
 import os
 import random
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -313,38 +312,6 @@ def test_unexpected_error_closes_the_connection(start_server):
 
 
 # ---------------------------------------------------------------------------------------------- (b) kill -9
-
-def start_pod_process(data_dir: Path, port: int) -> subprocess.Popen:
-    "Run the `start_pod` console script on `port`; return once it answers."
-    command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
-    assert command, "the start_pod console script is not installed (pip install -e .)"
-    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--log_level", "warning",
-                                "--owners", "ANY"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"start_pod exited: {process.stderr.read().decode()[-2000:]}"
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/version", timeout=1).status_code == 200: return process
-        except requests.ConnectionError: time.sleep(0.05)
-    process.kill()
-    raise AssertionError("start_pod did not answer within 30 s")
-
-
-@pytest.fixture
-def pod_processes():
-    "Start `start_pod` processes with `start(data_dir)`; any still running are killed after the test."
-    processes = []
-    def start(data_dir: Path) -> tuple:
-        port = free_port()
-        processes.append(start_pod_process(data_dir, port))
-        return processes[-1], f"http://127.0.0.1:{port}"
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
 
 BULK_SIZE = 200
 

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PodCaller
-from test_run_life import pod_processes  # noqa: F401 (a fixture)
+from conftest import PodCaller, wait_for
 from pymemri.data.schema import Account
 from pymemri.plugin.cli import create_run
 from pymemri.plugin.template import create_project
@@ -110,15 +109,6 @@ def docker_pod(start_server, tmp_path) -> tuple:
     "`(server, owner)`: an embedded Pod with the docker runner (local images only), and a new owner on it."
     server = start_server(tmp_path / "data", plugin_runner="docker", docker_pull="never")
     return server, PodCaller(server.url)
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
-    "Poll `condition()` until it returns something true; that value. Fails after `timeout` seconds."
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(interval)
-    return value
 
 
 def test_docker_run_end_to_end(plugin_image, start_server, tmp_path):

@@ -193,7 +193,7 @@ def test_image_that_does_not_exist(kube, start_server, tmp_path):
     owner.create(type="PluginRun", id=run_id, containerImage=image, targetItemId=run_id)
     run = wait_for(lambda: (found := owner.get(run_id)).get("status") in ("done", "error") and found, 90, "the run ending")
     assert run["status"] == "error" and f"the image {image} could not be pulled (ErrImageNeverPull)" in run["message"], run
-    wait_for(lambda: kube.jobs(run_id) == [] and kube.secrets(run_id) == [], 30, "the Job and its Secret going")
+    wait_for(lambda: kube.jobs(run_id) == [] and kube.secrets(run_id) == [], 90, "the Job and its Secret going")  # the kubelet's pace
 
 
 def test_second_run_over_the_owner_limit_waits_for_the_first_job(kube, plugin_image, notes_service, start_server, tmp_path):
@@ -303,7 +303,9 @@ def test_start_pod_stops_its_jobs_when_it_stops(kube, plugin_image, notes_servic
     try: run_id = slow_run(pod, owner, project, image, notes_service)
     finally: pod.stop()
     assert pod.process.returncode is not None
-    assert kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == [] and running_containers(run_id) == ""
+    assert kube.jobs(run_id) == [] and kube.pods(run_id) == [] and kube.secrets(run_id) == []
+    # the kubelet removes the Pod's sandbox (pause) container a moment after the Pod object goes
+    wait_for(lambda: running_containers(run_id) == "", 15, "the Pod's containers stopping")
 
 
 def test_launcher_options():

@@ -304,10 +304,10 @@ def _end(self: KubernetesLauncher, run: JobRun, code, reason, grace: int = None,
 @patch
 def _finish(self: KubernetesLauncher, run: JobRun, code, reason, grace):
     try:
-        if code is None: self._delete(run.job, grace=grace)  # stop what still runs before waiting for its output
         with self._lock: follower, run.followed = run.followed, run.followed or False
+        if follower is None: follower = self._follow_now(run)  # its container started (or ended) before the watch said so
+        if code is None: self._delete(run.job, grace=grace)  # stop what still runs, while its output is followed to the end
         if follower: follower.join(timeout=(grace or self.grace) + 10)
-        elif code is not None: self._read_output(run)  # it ended before its output was followed
         self._delete(run.job, grace=grace)
         if follower or code is not None: self._gone(run.job, timeout=(grace or self.grace) + 20)  # the Pod of a container that ran
     except Exception as error: logger.warning("cleaning up after plugin run %s failed: %s", run.launch.run_id, str(error)[:300])
@@ -318,11 +318,14 @@ def _finish(self: KubernetesLauncher, run: JobRun, code, reason, grace):
         if self.on_exit: self.on_exit(run.launch, code, reason)
 
 @patch
-def _read_output(self: KubernetesLauncher, run: JobRun):
-    "Append the whole output of the run's ended container to its log."
+def _follow_now(self: KubernetesLauncher, run: JobRun):
+    "Start following the output of the run's container if it runs or ran; the thread, or None when it never started."
     _, core = self.api()
     for pod in core.list_namespaced_pod(self.namespace, label_selector=f"job-name={run.job}").items:
-        self._follow(run, pod.metadata.name, False)
+        if any(status.state.running or status.state.terminated for status in pod.status.container_statuses or []):
+            follower = threading.Thread(target=self._follow, args=(run, pod.metadata.name, True), daemon=True)
+            follower.start()
+            return follower
 
 # %% ../../nbs/server.kubernetes.ipynb #a311b533
 @patch

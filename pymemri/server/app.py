@@ -13,12 +13,11 @@ from fastapi import FastAPI
 
 import pymemri
 from .auth import parse_owners
+from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers, parse_hosts, parse_origins
+from .changes import MAX_HELD, ChangeFeed
 from .db import Store, now_millis
 from .launchers import make_launcher
 from .private import hide_keys_in_logs, open_data_folder
-from .calls import REPLY_LIMIT, PodHeaders, PodState, add_error_handlers, parse_hosts, parse_origins
-from .changes import MAX_HELD, ChangeFeed
-from .calls import logger  # the Pod's log, imported from here by `pymemri.server.serve`
 from .routes import add_routes
 from .runs import RunSupervisor
 

@@ -14,15 +14,14 @@ import orjson
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt, crypto_aead_xchacha20poly1305_ietf_encrypt
 from nacl.exceptions import CryptoError
 
-from .db import PodFailure, normalise_key
-from .store import _describe
+from .db import PodFailure, describe_value, normalise_key
 
 # %% ../../nbs/server.auth.ipynb #fcade53e
 def parse_envelope(body: bytes) -> tuple:
     "`(auth, payload)` from a request body, or a 400 failure saying what is missing."
     try: envelope = orjson.loads(body)
     except orjson.JSONDecodeError as error: raise PodFailure(400, f"the body is not valid JSON: {error}") from None
-    if type(envelope) is not dict: raise PodFailure(400, f"the body must be an object with auth and payload, got {_describe(envelope)}")
+    if type(envelope) is not dict: raise PodFailure(400, f"the body must be an object with auth and payload, got {describe_value(envelope)}")
     for field in ("auth", "payload"):
         if field not in envelope: raise PodFailure(400, f"the body has no {field}")
     return envelope["auth"], envelope["payload"]
@@ -73,7 +72,7 @@ class PluginAuthority:
 # %% ../../nbs/server.auth.ipynb #8135a2d3
 def database_key(auth, authority: PluginAuthority, owner: str) -> str:
     "The normalised database key a request's `auth` carries or unlocks on `owner`'s path."
-    if type(auth) is not dict: raise PodFailure(400, f"auth must be an object, got {_describe(auth)}")
+    if type(auth) is not dict: raise PodFailure(400, f"auth must be an object, got {describe_value(auth)}")
     if auth.get("type") == "ClientAuth": return normalise_key(auth.get("databaseKey"))
     if auth.get("type") == "PluginAuth": return authority.open(auth.get("data"), owner)
     raise PodFailure(400, "auth.type must be \"ClientAuth\" or \"PluginAuth\"")

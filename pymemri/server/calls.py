@@ -26,12 +26,13 @@ from starlette.requests import ClientDisconnect
 
 from ..pod.api import ERROR_CODE_HEADER, RUN_ENDED
 from .auth import PluginAuthority, check_owner_allowed, database_key, parse_envelope
-from .db import OwnerDatabase, PodFailure, Store, check_owner, now_millis
+from .db import (OwnerDatabase, PodFailure, Store, check_object, check_owner, check_strings, describe_value,
+                               now_millis)
 from .files import check_sha256
-from .private import RepeatedLog
 from .graphql import parse_query
-from .search import BASE_FILTERS, _check_base, _check_options, check_edges_query
-from .store import _date, _describe, _new_id
+from .private import RepeatedLog
+from .search import BASE_FILTERS, check_base_filter, check_edges_query, check_search_options
+from .store import item_date, new_item_id
 
 # %% ../../nbs/server.calls.ipynb #69d1280b
 logger = logging.getLogger("pymemri.pod")
@@ -103,52 +104,44 @@ def check_run_live(state: PodState, owner: str, run_id: str):
         raise PodFailure(401, "this plugin run has ended; its token no longer works", RUN_ENDED)
 
 # %% ../../nbs/server.calls.ipynb #5aa9006e
-def _object(what: str, payload, message: str = None) -> dict:
-    if type(payload) is not dict: raise PodFailure(400, message or f"{what} must be a JSON object, got {_describe(payload)}")
-    return payload
-
-def _strings(payload, fields: tuple, message: str) -> dict:
-    if type(payload) is not dict or any(type(payload.get(field)) is not str for field in fields): raise PodFailure(400, message)
-    return payload
-
 def _new_item_shape(item) -> dict:
-    if type(_object("an item", item).get("type")) is not str:
-        raise PodFailure(400, f"an item needs a string type, got {_describe(item.get('type'))}")
-    _new_id(item), _date(item, "dateCreated", 0), _date(item, "dateModified", 0)
+    if type(check_object("an item", item).get("type")) is not str:
+        raise PodFailure(400, f"an item needs a string type, got {describe_value(item.get('type'))}")
+    new_item_id(item), item_date(item, "dateCreated", 0), item_date(item, "dateModified", 0)
     if type(item.get("deleted", False)) is not bool:
-        raise PodFailure(400, f"deleted must be true or false, got {_describe(item['deleted'])}")
+        raise PodFailure(400, f"deleted must be true or false, got {describe_value(item['deleted'])}")
     return item
 
 def _update_shape(update) -> dict:
-    if type(_object("an update", update).get("id")) is not str: raise PodFailure(400, "an update needs the string id of the item")
-    _date(update, "dateModified", 0, required="dateModified" in update)
+    if type(check_object("an update", update).get("id")) is not str: raise PodFailure(400, "an update needs the string id of the item")
+    item_date(update, "dateModified", 0, required="dateModified" in update)
     if update.get("deleted") is not None and type(update["deleted"]) is not bool:
-        raise PodFailure(400, f"deleted must be true or false, got {_describe(update['deleted'])}")
+        raise PodFailure(400, f"deleted must be true or false, got {describe_value(update['deleted'])}")
     return update
 
 # %% ../../nbs/server.calls.ipynb #f6c68b39
 def _id_shape(item_id) -> str:
-    if type(item_id) is not str: raise PodFailure(400, f"an item id must be a string, got {_describe(item_id)}")
+    if type(item_id) is not str: raise PodFailure(400, f"an item id must be a string, got {describe_value(item_id)}")
     return item_id
 
 def _edge_shape(edge) -> dict:
     for field in ("_source", "_target", "_name"):
-        if type(_object("an edge", edge).get(field)) is not str: raise PodFailure(400, f"an edge needs a string {field}")
+        if type(check_object("an edge", edge).get(field)) is not str: raise PodFailure(400, f"an edge needs a string {field}")
     if edge.get("_self") is not None and type(edge["_self"]) is not str:
         raise PodFailure(400, f"edge _self {str(edge['_self'])[:40]!r} is not an item")
     return edge
 
 def _search_shape(query) -> dict:
-    _check_options(_object("a search", query))
+    check_search_options(check_object("a search", query))
     for name, value in query.items():
-        if name in BASE_FILTERS and value is not None: _check_base(name, value)
+        if name in BASE_FILTERS and value is not None: check_base_filter(name, value)
     return query
 
 BULK_SHAPES = {"createItems": _new_item_shape, "updateItems": _update_shape, "deleteItems": _id_shape,
                "createEdges": _edge_shape, "search": _search_shape}
 
 def _bulk_shape(payload) -> dict:
-    _object("bulk", payload, "bulk takes an object of createItems, updateItems, …")
+    check_object("bulk", payload, "bulk takes an object of createItems, updateItems, …")
     for part, shape in BULK_SHAPES.items():
         if part in payload and type(payload[part]) is not list: raise PodFailure(400, f"bulk {part} must be an array")
         for element in payload.get(part, []): shape(element)
@@ -160,7 +153,7 @@ def _delete_shape(item_id) -> str:
     return item_id
 
 def _get_file_shape(payload) -> dict:
-    check_sha256(_strings(payload, ("sha256",), "get_file takes {\"sha256\": \"<hex>\"}")["sha256"])
+    check_sha256(check_strings(payload, ("sha256",), "get_file takes {\"sha256\": \"<hex>\"}")["sha256"])
     return payload
 
 CHANGES_KEYS, MAX_WAIT, MAX_CHANGES = {"since", "types", "ids", "wait", "limit"}, 60, 10_000
@@ -169,7 +162,7 @@ def cursor_number(since) -> int:
     "The change number a `changes` cursor stands for (0 for null: from the beginning); a 400 failure for anything else."
     if since is None: return 0
     if type(since) is not str or not since.isdigit() or len(since) > 18:
-        raise PodFailure(400, f"since must be null or a cursor from an earlier changes reply, got {_describe(since)}")
+        raise PodFailure(400, f"since must be null or a cursor from an earlier changes reply, got {describe_value(since)}")
     return int(since)
 
 def _name_list(payload: dict, field: str) -> list:
@@ -179,7 +172,7 @@ def _name_list(payload: dict, field: str) -> list:
     return names
 
 def _changes_shape(payload) -> dict:
-    _object("changes", payload, "changes takes {since, types, ids, wait, limit}")
+    check_object("changes", payload, "changes takes {since, types, ids, wait, limit}")
     if unknown := set(payload) - CHANGES_KEYS: raise PodFailure(400, f"changes takes no {sorted(unknown)[0]!r}")
     wait, limit = payload.get("wait", 0), payload.get("limit", 1000)
     if type(wait) not in (int, float) or not 0 <= wait <= MAX_WAIT: raise PodFailure(400, f"wait must be 0 to {MAX_WAIT} seconds")
@@ -189,11 +182,11 @@ def _changes_shape(payload) -> dict:
 
 PAYLOAD_SHAPES = {
     "create_item": _new_item_shape, "get_item": _id_shape, "delete_item": _delete_shape, "search": _search_shape,
-    "update_item": lambda payload: _update_shape(_object("update_item", payload, "update_item takes an object with the item's id")),
+    "update_item": lambda payload: _update_shape(check_object("update_item", payload, "update_item takes an object with the item's id")),
     "get_edges": check_edges_query, "create_edge": _edge_shape, "bulk": _bulk_shape, "graphql": parse_query, "get_file": _get_file_shape,
-    "send_email": lambda payload: _strings(payload, ("to", "subject", "body"),
+    "send_email": lambda payload: check_strings(payload, ("to", "subject", "body"),
                                            "send_email takes {\"to\", \"subject\", \"body\"}, all strings"),
-    "trigger/status": lambda payload: _strings(payload, ("item_id", "trigger_id", "status"),
+    "trigger/status": lambda payload: check_strings(payload, ("item_id", "trigger_id", "status"),
                                                "trigger/status takes {\"item_id\", \"trigger_id\", \"status\"}, all strings"),
     "changes": _changes_shape, "get_pluginrun_log": _id_shape}
 

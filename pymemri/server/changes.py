@@ -20,9 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..pod.keys import plugin_log_path
 from .calls import PodCall, PodState, json_reply, pod_call
-from .db import ITEM_COLUMNS, OwnerDatabase, PodFailure
+from .db import ITEM_COLUMNS, OwnerDatabase, PodFailure, list_parameter
 from .search import get_item, items_json
-from .store import _json_list
 
 # %% ../../nbs/server.changes.ipynb #1eb30d3b
 def read_changes(database: OwnerDatabase, query: dict) -> dict:
@@ -31,7 +30,7 @@ def read_changes(database: OwnerDatabase, query: dict) -> dict:
     for field, column in (("types", "+type"), ("ids", "id")):  # +type: walk the change number index, not the type index
         if query.get(field) is not None:
             conditions.append(f"{column} IN (SELECT value FROM json_each(?))")
-            parameters.append(_json_list(query[field]))
+            parameters.append(list_parameter(query[field]))
     with database.read():
         rows = database.connection.execute(f"SELECT {ITEM_COLUMNS}, changeSeq FROM items WHERE {' AND '.join(conditions)} "
                                            "ORDER BY changeSeq LIMIT ?", (*parameters, query["limit"])).fetchall()

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['ITEM_COLUMNS', 'TABLES_SQL', 'CHANGES_SQL', 'INSERT_ITEM', 'BUILTIN_SCHEMA', 'IMPLICIT_SCHEMA', 'SQLITE_CANTOPEN',
-           'SQLITE_NOTADB', 'SCHEMA_VERSION', 'UPGRADES', 'PodFailure', 'check_owner', 'normalise_key', 'cipher_key',
-           'sql_statements', 'property_sql', 'index_name', 'next_change', 'now_millis', 'OwnerDatabase',
-           'create_database', 'default_pool_size', 'Store']
+           'SQLITE_NOTADB', 'SCHEMA_VERSION', 'UPGRADES', 'PodFailure', 'describe_value', 'check_object',
+           'check_strings', 'check_owner', 'normalise_key', 'cipher_key', 'sql_statements', 'property_sql',
+           'index_name', 'list_parameter', 'next_change', 'now_millis', 'OwnerDatabase', 'create_database',
+           'default_pool_size', 'Store']
 
 # %% ../../nbs/server.db.ipynb #93c21a24
 import hashlib
@@ -33,6 +34,23 @@ class PodFailure(Exception):
         self.status, self.message, self.code = status, message, code
 
     def __repr__(self): return f"PodFailure({self.status}, {self.message!r})"
+
+# %% ../../nbs/server.db.ipynb #9f86430b
+def describe_value(value) -> str:
+    "How a refusal names a JSON `value` it got: its kind, and for a number or a string the value itself (cut to 40 characters)."
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    return f"{kind} ({str(value)[:40]!r})" if isinstance(value, (int, float, str)) else kind
+
+def check_object(what: str, value, message: str = None) -> dict:
+    "`value` if it is a JSON object, else a 400 failure: `message`, or one saying that `what` must be an object."
+    if type(value) is not dict: raise PodFailure(400, message or f"{what} must be a JSON object, got {describe_value(value)}")
+    return value
+
+def check_strings(value, fields: tuple, message: str) -> dict:
+    "`value` if it is a JSON object whose `fields` are all strings, else a 400 failure with `message`."
+    if type(value) is not dict or any(type(value.get(field)) is not str for field in fields): raise PodFailure(400, message)
+    return value
 
 # %% ../../nbs/server.db.ipynb #98033b88
 def check_owner(owner: str) -> str:
@@ -92,6 +110,11 @@ def property_sql(name: str) -> str:
 def index_name(name: str) -> str:
     "The name of the index on property `name` (hex, since SQLite compares index names ignoring case, and `age` is not `Age`)."
     return f"idx_property_{name.encode().hex()}"
+
+# %% ../../nbs/server.db.ipynb #b386c2fb
+def list_parameter(values: list) -> str:
+    "`values` as a JSON array, to pass a whole list as one SQL parameter (read back with `json_each`)."
+    return orjson.dumps(values).decode()
 
 # %% ../../nbs/server.db.ipynb #d33c3061
 BUILTIN_SCHEMA = [  # (id, itemType, propertyName, valueType)

@@ -17,9 +17,9 @@ from graphql.language import (BooleanValueNode, DocumentNode, EnumValueNode, Fie
                               ListValueNode, NullValueNode, ObjectValueNode, OperationDefinitionNode, StringValueNode,
                               VariableNode, parse)
 
-from .db import OwnerDatabase, PodFailure, property_sql
-from .search import OPTIONS, _check_base, _where, items_by_rowid
-from .store import INT64_MAX, _describe, _json_list, stored_value, value_type_of
+from .db import OwnerDatabase, PodFailure, describe_value, list_parameter, property_sql
+from .search import OPTIONS, check_base_filter, filters_sql, items_by_rowid
+from .store import INT64_MAX, stored_value, value_type_of
 
 # %% ../../nbs/server.graphql.ipynb #df4455da
 MAX_DEPTH, MAX_TOKENS, MAX_LENGTH = 40, 10_000, 2**20  # nested brackets; names, values and punctuation; characters
@@ -62,7 +62,7 @@ def _bare(text: str) -> bool:
 # %% ../../nbs/server.graphql.ipynb #c96556ec
 def parse_query(text: str) -> ParsedQuery:
     "`text` parsed; a 400 failure naming the first syntax error and where it is."
-    if type(text) is not str: raise PodFailure(400, f"graphql takes the query as a JSON string, got {_describe(text)}")
+    if type(text) is not str: raise PodFailure(400, f"graphql takes the query as a JSON string, got {describe_value(text)}")
     if not text.strip(): raise PodFailure(400, "the query is empty")
     if len(text) > MAX_LENGTH: raise PodFailure(400, f"the query is longer than {MAX_LENGTH:,} characters")
     shift = 1 if _bare(text) else 0
@@ -123,9 +123,9 @@ def _condition(database: OwnerDatabase, name: str, operator: str, value) -> tupl
     if operator not in OPERATORS: raise PodFailure(400, f"unknown filter operator {operator!r}: use eq, gt, gte, lt or lte")
     if value is None: raise PodFailure(400, f"the filter on {name} can't be null")
     if name in OPTIONS: raise PodFailure(400, f"{name} can't be filtered on")
-    if operator == "eq": return _where(database, {name: value})
+    if operator == "eq": return filters_sql(database, {name: value})
     if name in DATES:
-        _check_base(name, value)
+        check_base_filter(name, value)
         return f"{name} {OPERATORS[operator]} ?", [value]
     value_type = value_type_of(database, name)
     if value_type not in ("Integer", "Real", "DateTime"):
@@ -138,12 +138,12 @@ def _condition(database: OwnerDatabase, name: str, operator: str, value) -> tupl
 def _filter(database: OwnerDatabase, condition: object) -> tuple:
     "The SQL conditions (a list) and their parameters for a `filter` argument."
     if type(condition) is not dict:
-        raise PodFailure(400, f'filter must be an object, as in {{service: {{eq: "x"}}}}, got {_describe(condition)}')
+        raise PodFailure(400, f'filter must be an object, as in {{service: {{eq: "x"}}}}, got {describe_value(condition)}')
     conditions, parameters = [], []
     for key, tests in condition.items():
         if type(tests) is not dict or not tests:
             example = f'{{{key}: {{service: "x"}}}}' if key in OPERATORS else f'{{{key}: {{eq: "x"}}}}'
-            raise PodFailure(400, f"filter {key} must be a non-empty object, as in {example}, got {_describe(tests)}")
+            raise PodFailure(400, f"filter {key} must be a non-empty object, as in {example}, got {describe_value(tests)}")
         for name, operator, value in ((name, key, value) for name, value in tests.items()) if key in OPERATORS \
                 else ((key, operator, value) for operator, value in tests.items()):
             sql, values = _condition(database, name, operator, value)
@@ -174,7 +174,7 @@ def _arguments(database: OwnerDatabase, parsed: ParsedQuery, node: FieldNode, wh
     values = {name: _value(parsed, argument.value) for name, argument in zip(names, arguments)}
     limit = values.get("limit")
     if "limit" in values and (type(limit) is not int or not 0 <= limit <= INT64_MAX):
-        raise PodFailure(400, f"limit must be a non-negative integer, got {_describe(limit)}")
+        raise PodFailure(400, f"limit must be a non-negative integer, got {describe_value(limit)}")
     return _filter(database, values["filter"]) if "filter" in values else ([], []), limit
 
 # %% ../../nbs/server.graphql.ipynb #90aa6f7a
@@ -230,7 +230,7 @@ def _edge_ends(database: OwnerDatabase, edge: Selection, rowids: list) -> dict:
     rows = database.connection.execute(
         f"SELECT {root}, {other} FROM edges WHERE {root} IN (SELECT value FROM json_each(?)) AND name = ? "
         f"AND {other} IN (SELECT rowid FROM items WHERE {conditions}) ORDER BY {root}, self",
-        (_json_list(rowids), edge.name.removeprefix("~"), *parameters))
+        (list_parameter(rowids), edge.name.removeprefix("~"), *parameters))
     ends = {}
     for root_rowid, other_rowid in rows:
         found = ends.setdefault(root_rowid, [])

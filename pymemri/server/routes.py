@@ -21,15 +21,14 @@ from starlette.concurrency import run_in_threadpool
 
 import pymemri
 from .auth import database_key
+from .calls import FILE_LIMIT, PodCall, PodState, check_run_live, json_reply, logger, open_database, pod_call
+from .changes import changes_route, get_pluginrun_log
 from .db import OwnerDatabase, PodFailure, normalise_key
 from .files import BrokenFile, FileUpload, StoredFile, check_sha256, kept_key, open_file, store_file
 from .graphql import check_query, run_query
+from .runs import end_runs, plugin_launches, runs_moved, runs_touched, start_plugins
 from .search import get_edges, get_item, search
 from .store import create_edges, create_items, delete_items, update_items
-from .calls import (FILE_LIMIT, PodCall, PodState, check_run_live, json_reply, logger, open_database,
-                                     pod_call)
-from .changes import changes_route, get_pluginrun_log
-from .runs import end_runs, plugin_launches, runs_moved, runs_touched, start_plugins
 
 
 # %% ../../nbs/server.routes.ipynb #4ac028f2

@@ -17,11 +17,11 @@ from fastcore.basics import patch
 
 from ..data.schema import FINAL_STATES, RunStatus
 from ..pod.api import RUN_ENDED
-from .db import OwnerDatabase, PodFailure
+from .calls import PodCall, PodState, logger
+from .db import OwnerDatabase, PodFailure, list_parameter
 from .launchers import LaunchQueue, PluginLaunch, launch_failure, make_launcher
 from .search import get_item
 from .store import check_plugin_run, update_items
-from .calls import PodCall, PodState, logger
 
 # %% ../../nbs/server.runs.ipynb #ad6d43a7
 def plugin_launches(call: PodCall, run_ids: list) -> list:
@@ -248,7 +248,7 @@ def settle(self: RunSupervisor, owner: str, database: OwnerDatabase):
 def _run_statuses(database: OwnerDatabase, ids: list) -> dict:
     "`{id: status}` of the PluginRuns among `ids` (status None when unset)."
     runs = database.connection.execute("SELECT id FROM items WHERE type = 'PluginRun' AND id IN (SELECT value FROM json_each(?))",
-                                       (orjson.dumps(ids).decode(),)).fetchall()
+                                       (list_parameter(ids),)).fetchall()
     return {run_id: get_item(database, run_id)[0].get("status") for (run_id,) in runs}
 
 def runs_touched(call: PodCall, new_runs: list, ids: list) -> dict:

@@ -25,12 +25,12 @@ from fastcore.script import bool_arg, call_parse
 from uvicorn.config import LOG_LEVELS
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .auth import owner_hash
 from ..pod.keys import keys_path, pymemri_home, read_keys
+from .app import close_pod, create_app
+from .auth import owner_hash
+from .calls import PodState, failure_reply, logger
 from .launchers import PLUGIN_RUNNERS
-from .calls import PodState, failure_reply
 from .private import DataFolderLocked, RepeatedLog, log_config
-from .app import close_pod, create_app, logger
 
 # %% ../../nbs/server.serve.ipynb #9af7482b
 def default_data_dir() -> Path:

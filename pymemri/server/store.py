@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPE_NAMES', 'DECLARED_NAME',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items',
-           'create_edges']
+           'declare', 'item_date', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of',
+           'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
@@ -15,16 +15,11 @@ import secrets
 
 import orjson
 
-from .db import INSERT_ITEM, OwnerDatabase, PodFailure, next_change
+from .db import INSERT_ITEM, OwnerDatabase, PodFailure, describe_value, list_parameter, next_change
 
 
 # %% ../../nbs/server.store.ipynb #e2e3dff5
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
-
-def _describe(value) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
-    return f"{kind} ({str(value)[:40]!r})" if isinstance(value, (int, float, str)) else kind
 
 def stored_value(name: str, value_type: str, value):
     "The value to store for property `name` of `value_type`, or a 400 failure naming both."
@@ -36,7 +31,7 @@ def stored_value(name: str, value_type: str, value):
     if value_type == "DateTime" and (kind is int or kind is float and math.isfinite(value)):
         millis = value if kind is int else int(math.copysign(math.floor(abs(value) + 0.5), value))
         if INT64_MIN <= millis <= INT64_MAX: return millis
-    raise PodFailure(400, f"property {name!r} is {value_type}, got {_describe(value)}")
+    raise PodFailure(400, f"property {name!r} is {value_type}, got {describe_value(value)}")
 
 # %% ../../nbs/server.store.ipynb #ff2a812e
 SQLITE_KEYWORDS = set("""ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE
@@ -90,14 +85,16 @@ def declare(database: OwnerDatabase, item: dict) -> str:
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]{6,36}")
 CREATE_BASE_KEYS = {"id", "type", "dateCreated", "dateModified", "dateServerModified", "deleted"}
 
-def _date(item: dict, field: str, now: int, required: bool = False) -> int:
+def item_date(item: dict, field: str, now: int, required: bool = False) -> int:
+    "The milliseconds in `item[field]`, `now` if it is absent and not `required`, or a 400 failure."
     value = item.get(field)
     if value is None and not required: return now
     if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
-        raise PodFailure(400, f"{field} must be an integer number of milliseconds, got {_describe(value)}")
+        raise PodFailure(400, f"{field} must be an integer number of milliseconds, got {describe_value(value)}")
     return value
 
-def _new_id(item: dict) -> str:
+def new_item_id(item: dict) -> str:
+    "The id a new `item` gets: its own `id`, or a random one if it has none; a 400 failure for a malformed id."
     item_id = item.get("id")
     if item_id is None: return secrets.token_hex(16)
     if type(item_id) is not str or not ID_PATTERN.fullmatch(item_id):
@@ -121,12 +118,8 @@ def _properties(database: OwnerDatabase, item: dict) -> str:
 def _check_new_ids(database: OwnerDatabase, ids: list):
     if len(set(ids)) != len(ids): raise PodFailure(409, "the request creates two items with the same id")
     taken = database.connection.execute(
-        "SELECT id FROM items WHERE id IN (SELECT value FROM json_each(?)) LIMIT 1", (_json_list(ids),)).fetchone()
+        "SELECT id FROM items WHERE id IN (SELECT value FROM json_each(?)) LIMIT 1", (list_parameter(ids),)).fetchone()
     if taken: raise PodFailure(409, f"an item with id {taken[0]!r} already exists")
-
-def _json_list(values: list) -> str:
-    "`values` as a JSON array, to pass a whole list as one SQL parameter (read back with `json_each`)."
-    return orjson.dumps(values).decode()
 
 # %% ../../nbs/server.store.ipynb #52fe6cbe
 def numbered(database: OwnerDatabase, rows: list) -> list:
@@ -140,19 +133,19 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     next_rowid = database.connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
     ids, new_ids, item_rows, runs = [], [], [], []
     for item in items:
-        if type(item) is not dict: raise PodFailure(400, f"an item must be a JSON object, got {_describe(item)}")
+        if type(item) is not dict: raise PodFailure(400, f"an item must be a JSON object, got {describe_value(item)}")
         item_type = item.get("type")
-        if type(item_type) is not str: raise PodFailure(400, f"an item needs a string type, got {_describe(item_type)}")
+        if type(item_type) is not str: raise PodFailure(400, f"an item needs a string type, got {describe_value(item_type)}")
         if item_type == "ItemPropertySchema":
             existing = declare(database, item)
             if existing and item.get("id") is None:
                 ids.append(existing)
                 continue
-        item_id, deleted = _new_id(item), item.get("deleted", False)
-        if type(deleted) is not bool: raise PodFailure(400, f"deleted must be true or false, got {_describe(deleted)}")
+        item_id, deleted = new_item_id(item), item.get("deleted", False)
+        if type(deleted) is not bool: raise PodFailure(400, f"deleted must be true or false, got {describe_value(deleted)}")
         if item_type == "ItemPropertySchema": database.schema_ids.setdefault(item["propertyName"], item_id)
-        item_rows.append((next_rowid, item_id, item_type, _date(item, "dateCreated", now),
-                          _date(item, "dateModified", now), now, int(deleted), _properties(database, item)))
+        item_rows.append((next_rowid, item_id, item_type, item_date(item, "dateCreated", now),
+                          item_date(item, "dateModified", now), now, int(deleted), _properties(database, item)))
         if item_type == "PluginRun": runs.append(item_id)
         ids.append(item_id); new_ids.append(item_id)
         next_rowid += 1
@@ -185,12 +178,12 @@ def update_items(database: OwnerDatabase, updates: list, now: int):
     "Apply `updates` (update_item payloads)."
     if type(updates) is not list: raise PodFailure(400, "updateItems must be an array")
     for update in updates:
-        if type(update) is not dict: raise PodFailure(400, f"an update must be a JSON object, got {_describe(update)}")
+        if type(update) is not dict: raise PodFailure(400, f"an update must be a JSON object, got {describe_value(update)}")
         item_id, deleted = update.get("id"), update.get("deleted")
         if type(item_id) is not str: raise PodFailure(400, "an update needs the string id of the item")
-        date_modified = _date(update, "dateModified", now, required="dateModified" in update)
+        date_modified = item_date(update, "dateModified", now, required="dateModified" in update)
         if deleted is not None and type(deleted) is not bool:
-            raise PodFailure(400, f"deleted must be true or false, got {_describe(deleted)}")
+            raise PodFailure(400, f"deleted must be true or false, got {describe_value(deleted)}")
         changes = {name: value for name, value in update.items() if name not in CREATE_BASE_KEYS}
         for name, value in changes.items():
             check_update_name(name)
@@ -215,7 +208,7 @@ def delete_items(database: OwnerDatabase, ids: list, now: int):
     "Mark the items with `ids` deleted (they stay readable)."
     if type(ids) is not list: raise PodFailure(400, "deleteItems must be an array of ids")
     for item_id in ids:
-        if type(item_id) is not str: raise PodFailure(400, f"an item id must be a string, got {_describe(item_id)}")
+        if type(item_id) is not str: raise PodFailure(400, f"an item id must be a string, got {describe_value(item_id)}")
         rowid = rowid_of(database, item_id)
         if rowid is None: raise PodFailure(404, f"no item with id {item_id[:40]!r}")
         _apply_update(database, rowid, now, True, {}, now)
@@ -229,7 +222,7 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
     ends = _rowids(database, [edge.get(end) for edge in edges if type(edge) is dict for end in ("_source", "_target", "_self")])
     new_items, edge_rows, selves, given = [], [], set(), []
     for edge in edges:
-        if type(edge) is not dict: raise PodFailure(400, f"an edge must be a JSON object, got {_describe(edge)}")
+        if type(edge) is not dict: raise PodFailure(400, f"an edge must be a JSON object, got {describe_value(edge)}")
         for field in ("_source", "_target", "_name"):
             if type(edge.get(field)) is not str: raise PodFailure(400, f"an edge needs a string {field}")
         if edge.get("_self") is not None:
@@ -254,17 +247,17 @@ def _rowids(database: OwnerDatabase, ids: list) -> dict:
     "Map of each existing item id in `ids` to its rowid."
     wanted = list({item_id for item_id in ids if type(item_id) is str})
     return dict(database.connection.execute(
-        "SELECT id, rowid FROM items WHERE id IN (SELECT value FROM json_each(?))", (_json_list(wanted),)).fetchall())
+        "SELECT id, rowid FROM items WHERE id IN (SELECT value FROM json_each(?))", (list_parameter(wanted),)).fetchall())
 
 def _insert_edges(database: OwnerDatabase, new_items: list, edge_rows: list, given: list, now: int):
     "Insert the new edge items and the edges (`given`: the rowids of existing items named as `_self`), and mark the sources modified."
     connection = database.connection
     taken = given and connection.execute("SELECT i.id FROM edges e JOIN items i ON i.rowid = e.self "
-                                         "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1", (_json_list(given),)).fetchone()
+                                         "WHERE e.self IN (SELECT value FROM json_each(?)) LIMIT 1", (list_parameter(given),)).fetchone()
     if taken: raise PodFailure(409, f"item {taken[0]!r} is already an edge")
     connection.executemany(INSERT_ITEM, numbered(database, new_items))
     connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edge_rows)
     connection.execute("UPDATE items SET dateServerModified = ?, changeSeq = ? + sources.number FROM (SELECT value AS item, "
                        "row_number() OVER () AS number FROM json_each(?)) AS sources WHERE items.rowid = sources.item",
-                       (now, next_change(connection) - 1, _json_list(sorted({row[1] for row in edge_rows}))))
+                       (now, next_change(connection) - 1, list_parameter(sorted({row[1] for row in edge_rows}))))
 

@@ -17,17 +17,24 @@ LAZY_SERVER_IMPORTS = {("plugin/cli_options.py", "pymemri.server.auth"), ("plugi
                        ("plugin/cli_options.py", "pymemri.server.private")}  # pod_for_cli starts an embedded Pod
 
 
+def package_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+
+
+def module_from(node: ast.ImportFrom, package: str) -> str:
+    "The module a `from … import` in `package` imports from, relative imports resolved."
+    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+    return (f"{base}.{node.module}" if node.level else node.module) or base
+
+
 def imported_modules(path: Path):
     "(module, is_top_level) for every import in `path`, relative imports resolved."
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     tree = ast.parse(path.read_text())
     top = {id(node) for node in tree.body}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names: yield alias.name, id(node) in top
-        elif isinstance(node, ast.ImportFrom):
-            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-            yield (f"{base}.{node.module}" if node.level else node.module) or base, id(node) in top
+        elif isinstance(node, ast.ImportFrom): yield module_from(node, package_of(path)), id(node) in top
 
 
 def imports_of(layer: str):
@@ -53,6 +60,21 @@ def test_the_server_layer_uses_the_client_layer_only_for_wire_format_and_constan
     assert not {module for module in found if module.startswith(("pymemri.plugin", "pymemri.testing"))}, found
 
 
+def private_server_imports(source: str, package: str = "pymemri.server"):
+    "(module, name) for each `_private` name that `source`, a module of `package`, imports from a server module."
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and module_from(node, package).startswith("pymemri.server"):
+            yield from ((module_from(node, package), alias.name) for alias in node.names if alias.name.startswith("_"))
+
+
+def test_server_modules_import_no_private_name_from_each_other():
+    assert list(private_server_imports("from .store import INT64_MAX, _describe\nfrom pymemri.server.db import _connect")) == \
+        [("pymemri.server.store", "_describe"), ("pymemri.server.db", "_connect")]
+    found = [f"{path.name} imports {name} from {module}" for path in sorted((PACKAGE / "server").glob("*.py"))
+             for module, name in private_server_imports(path.read_text())]
+    assert found == [], "a private helper shared between server modules (make it public, or move it): " + "; ".join(found)
+
+
 RUN_SHELLS = ("plugin/cli.py", "plugin/__main__.py", "plugin/doctor.py", "testing/suite.py")  # thin shells over plugin.runner
 
 
@@ -63,6 +85,10 @@ def test_the_shells_over_a_plugin_run_import_the_runner_not_the_cli():
         assert file == "plugin/cli.py" or "pymemri.plugin.cli" not in modules, f"{file} imports pymemri.plugin.cli"
     runner = {module for module, _ in imported_modules(PACKAGE / "plugin/runner.py")}
     assert not {module for module in runner if module.startswith("pymemri.plugin.cli") and module != "pymemri.plugin.cli_options"}
+    settings = configparser.ConfigParser(delimiters=["="])
+    settings.read(ROOT / "settings.ini")
+    scripts = dict(line.split("=", 1) for line in settings["DEFAULT"]["console_scripts"].split())
+    assert scripts["run_plugin"] == "pymemri.plugin.runner:run_plugin", scripts["run_plugin"]
 
 
 def test_a_plain_install_requires_none_of_the_heavy_packages():

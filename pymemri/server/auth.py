@@ -21,7 +21,8 @@ def parse_envelope(body: bytes) -> tuple:
     "`(auth, payload)` from a request body, or a 400 failure saying what is missing."
     try: envelope = orjson.loads(body)
     except orjson.JSONDecodeError as error: raise PodFailure(400, f"the body is not valid JSON: {error}") from None
-    if type(envelope) is not dict: raise PodFailure(400, f"the body must be an object with auth and payload, got {describe_value(envelope)}")
+    if type(envelope) is not dict:
+        raise PodFailure(400, f"the body must be an object with auth and payload, got {describe_value(envelope)}")
     for field in ("auth", "payload"):
         if field not in envelope: raise PodFailure(400, f"the body has no {field}")
     return envelope["auth"], envelope["payload"]

@@ -12,7 +12,6 @@ import random
 import re
 import resource
 import secrets
-import shutil
 import socket
 import stat
 import subprocess
@@ -33,29 +32,9 @@ from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher
 from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.private import DataFolderLocked
 
-from conftest import PodCaller, free_port
+from conftest import PodCaller, free_port, plugin_run, start_pod_command, wait_for, wait_until_serving
 
 MiB = 2**20
-
-
-def plugin_run(run_id: str = None, **extra) -> dict:
-    run_id = run_id or f"run-{secrets.token_hex(6)}"
-    return {"type": "PluginRun", "id": run_id, "containerImage": "pymemri", "targetItemId": run_id, **extra}
-
-
-def wait_for(condition, seconds: float = 30, what: str = "the condition"):
-    "Poll `condition` until it is true; fail after `seconds`."
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
-        time.sleep(0.05)
-    return value
-
-
-def start_pod_command() -> str:
-    command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
-    assert command, "the start_pod console script is not installed (pip install -e .)"
-    return command
 
 
 class PodProcess:
@@ -71,11 +50,7 @@ class PodProcess:
                                             stdout=log, stderr=subprocess.STDOUT, env=environment, preexec_fn=limit)
 
     def wait_until_serving(self) -> "PodProcess":
-        def answers():
-            assert self.process.poll() is None, f"start_pod exited: {self.output()[-2000:]}"
-            try: return requests.get(f"{self.url}/version", timeout=1).ok
-            except requests.ConnectionError: return False
-        wait_for(answers, 30, "start_pod answering")
+        wait_until_serving(self.process, self.url, self.output)
         return self
 
     def output(self) -> str: return self.log.read_text(errors="replace")

@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from conftest import PodCaller, free_port
+from conftest import PodCaller, free_port, start_pod_command, wait_for, wait_until_serving
 from pymemri.plugin.cli import create_run
 from pymemri.pod.client import PodClient
 from pymemri.server.launchers import PluginLaunch, make_launcher, plugin_log_path
 from pymemri.testing.notes_service import NotesService
 from test_launchers_integration import (PLUGIN, base_image, debian_root, docker, notes_account, notes_service, on_ci,  # noqa: F401
-                                        plugin_image, wait_for)
+                                        plugin_image)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / "tools" / "kube_cluster.sh"
@@ -251,7 +250,7 @@ class PodProcess:
     "`start_pod` with the Kubernetes runner in a process of its own, on `port`, keeping its data in `data_dir`."
     def __init__(self, data_dir: Path, port: int, kube: Cluster):
         self.data_dir, self.port, self.url = data_dir, port, f"http://localhost:{port}"
-        self.command = ["start_pod", "--owners", "ANY", "--port", str(port), "--data_dir", str(data_dir), "--plugin_runner", "kubernetes",
+        self.command = [start_pod_command(), "--owners", "ANY", "--port", str(port), "--data_dir", str(data_dir), "--plugin_runner", "kubernetes",
                         "--kubernetes_namespace", kube.namespace, "--kubernetes_pull", "never", "--kubernetes_host_network", "true"]
         self.log = data_dir.parent / f"start_pod-{port}.log"
         self.process = None
@@ -261,11 +260,7 @@ class PodProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env={**os.environ, "HOME": str(self.data_dir.parent)})
-        def answers():
-            assert self.process.poll() is None, f"start_pod exited: {self.output()}"
-            try: return requests.get(f"{self.url}/version", timeout=2).status_code == 200
-            except requests.ConnectionError: return False
-        wait_for(answers, 60, "start_pod answering")
+        wait_until_serving(self.process, self.url, self.output, 60)
         return self
 
     def output(self) -> str: return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""

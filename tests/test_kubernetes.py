@@ -250,8 +250,9 @@ class PodProcess:
     "`start_pod` with the Kubernetes runner in a process of its own, on `port`, keeping its data in `data_dir`."
     def __init__(self, data_dir: Path, port: int, kube: Cluster):
         self.data_dir, self.port, self.url = data_dir, port, f"http://localhost:{port}"
-        self.command = [start_pod_command(), "--owners", "ANY", "--port", str(port), "--data_dir", str(data_dir), "--plugin_runner", "kubernetes",
-                        "--kubernetes_namespace", kube.namespace, "--kubernetes_pull", "never", "--kubernetes_host_network", "true"]
+        self.command = [start_pod_command(), "--owners", "ANY", "--port", str(port), "--data_dir", str(data_dir),
+                        "--plugin_runner", "kubernetes", "--kubernetes_namespace", kube.namespace, "--kubernetes_pull", "never",
+                        "--kubernetes_host_network", "true"]
         self.log = data_dir.parent / f"start_pod-{port}.log"
         self.process = None
 

@@ -152,7 +152,7 @@ def test_a_launch_that_fails_is_recorded_on_the_run(tmp_path, start_server, http
     caller = PodCaller(server.url, http=http)
     caller.declare("PluginRun/status/Text", "PluginRun/message/Text", "PluginRun/note/Text")
     # A run (its own target) with a 300 KB property: its POD_TARGET_ITEM is too long for exec.
-    run = plugin_run(status="idle", note="x" * 300_000)
+    run = plugin_run(image="pymemri", status="idle", note="x" * 300_000)
     reply = caller.post("create_item", run)
     assert reply.status_code == 200, reply.text[:300]
     stored = wait_for(lambda: caller.get(run["id"]) if caller.get(run["id"])["status"] == "error" else None)
@@ -166,7 +166,7 @@ def test_a_missing_docker_is_recorded_without_a_server_path(tmp_path, start_serv
     server = start_server(plugin_runner="docker")
     caller = PodCaller(server.url, http=http)
     caller.declare("PluginRun/status/Text", "PluginRun/message/Text")
-    runs = [plugin_run(status="idle") for _ in range(3)]
+    runs = [plugin_run(image="pymemri", status="idle") for _ in range(3)]
     reply = caller.post("bulk", {"createItems": runs})
     assert reply.status_code == 200, reply.text[:300]
     for run in runs:

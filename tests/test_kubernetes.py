@@ -26,7 +26,7 @@ from pymemri.pod.client import PodClient
 from pymemri.server.launchers import PluginLaunch, make_launcher, plugin_log_path
 from pymemri.testing.notes_service import NotesService
 from test_launchers_integration import (PLUGIN, base_image, debian_root, docker, notes_account, notes_service, on_ci,  # noqa: F401
-                                        plugin_image)
+                                        plugin_image, run_from_frontend)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / "tools" / "kube_cluster.sh"
@@ -114,17 +114,11 @@ def slow_run(server, owner: PodCaller, project: Path, image: str, service: Notes
 
 
 def test_plugin_run_end_to_end(kube, plugin_image, tmp_path):
-    image, project = plugin_image
     port = free_port()
     pod = PodProcess(tmp_path / "data", port, kube)
     owner = PodCaller(pod.url)
     with pod, NotesService(n_notes=4) as service:
-        account = notes_account(pod, owner, service)
-        (tmp_path / "config.json").write_text(json.dumps({"url": service.url, "page_size": 2}))
-        command = ["simulate_run_plugin_from_frontend", "--pod_full_address", pod.url, "--owner_key", owner.owner,
-                   "--database_key", owner.key, "--metadata", str(project / "metadata.json"), "--container", image,
-                   "--config_file", str(tmp_path / "config.json"), "--account_id", account.id, "--timeout", "180"]
-        ran = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "HOME": str(tmp_path)})
+        ran = run_from_frontend(pod, owner, service, plugin_image, tmp_path)
         titles = sorted(note["title"] for note in service.notes)
         assert ran.returncode == 0, ran.stderr[-3000:] + pod.output()
         [run] = owner.search(type="PluginRun")

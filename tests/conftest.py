@@ -50,6 +50,12 @@ class ControlledClock:
 
 
 
+def plugin_run(run_id: str = None, image: str = "test-plugin", target: str = None, **properties) -> dict:
+    "A PluginRun item as pymemri creates it: its target is the run itself unless `target` says otherwise."
+    run_id = run_id or secrets.token_hex(16)
+    return {"type": "PluginRun", "id": run_id, "containerImage": image, "targetItemId": target or run_id, **properties}
+
+
 class PodCaller:
     "One owner (with one database key) on one Pod: sends envelopes and uploads over HTTP."
     def __init__(self, url: str, owner: str = None, key: str = None, http: requests.Session = None):
@@ -230,18 +236,28 @@ def wait_for(condition, timeout: float = 30, what: str = "the condition", interv
     return value
 
 
-def start_pod_process(data_dir: Path, port: int, *options: str) -> subprocess.Popen:
-    "The `start_pod` console script on `port`, serving every owner (and given `options`), once it answers."
+def start_pod_command() -> str:
+    "The `start_pod` console script of this Python (else the one on the PATH)."
     command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
     assert command, "the start_pod console script is not installed (pip install -e .)"
-    process = subprocess.Popen([command, "--port", str(port), "--data_dir", str(data_dir), "--owners", "ANY", "--log_level", "warning",
-                                *options],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return command
+
+
+def wait_until_serving(process: subprocess.Popen, url: str, output, timeout: float = 30):
+    "Wait until the `start_pod` `process` answers at `url`; fail at once, with the end of `output()`, if it exits."
     def answers():
-        assert process.poll() is None, f"start_pod exited: {process.stderr.read()[-2000:]}"
-        try: return requests.get(f"http://127.0.0.1:{port}/version", timeout=1).status_code == 200
+        assert process.poll() is None, f"start_pod exited: {output()[-2000:]}"
+        try: return requests.get(f"{url}/version", timeout=2).status_code == 200
         except requests.ConnectionError: return False
-    wait_for(answers, 30, "start_pod answering")
+    wait_for(answers, timeout, "start_pod answering")
+
+
+def start_pod_process(data_dir: Path, port: int, *options: str) -> subprocess.Popen:
+    "The `start_pod` console script on `port`, serving every owner (and given `options`), once it answers."
+    process = subprocess.Popen([start_pod_command(), "--port", str(port), "--data_dir", str(data_dir), "--owners", "ANY",
+                                "--log_level", "warning", *options],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_until_serving(process, f"http://127.0.0.1:{port}", process.stderr.read)
     return process
 
 

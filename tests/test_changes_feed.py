@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import wait_for
 from pymemri.pod.api import PodAPI, PodUnavailable, client_auth
 from pymemri.server.serve import PodServer
 from pymemri.testing.fixtures import RecordingLauncher
@@ -47,13 +48,6 @@ def reply_of(sock: socket.socket, timeout: float = 5) -> tuple:
     return int(head.split()[1]), json.loads(body)
 
 
-def wait_until(condition, seconds: float = 5):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_database_from_before_change_numbers(tmp_path):
     "A folder written before change numbers: its items are numbered in the order they last changed, and new writes follow."
     shutil.copytree(BEFORE, tmp_path / "pod")
@@ -79,7 +73,7 @@ def test_held_requests_take_no_threads_and_wake_together(tmp_path):
         api = PodAPI(server.url, owner, client_auth(key))
         cursor = api.changes(limit=10_000)["next"]
         sockets = [held_request(server.url, owner, key, {"since": cursor, "wait": 30}) for _ in range(60)]
-        wait_until(lambda: server.app.state.pod.feed.held(owner) == 60)
+        wait_for(lambda: server.app.state.pod.feed.held(owner) == 60, 5, "60 held requests")
         started = time.monotonic()
         assert api.search({"type": "Person"}) == [] and time.monotonic() - started < 1
         item_id = api.create_item({"type": "Person"})
@@ -98,7 +92,7 @@ def test_held_requests_leave_room_for_others(tmp_path):
         sockets = []
         for count in range(1, 9):  # followers come one after another (a burst beyond 6 at once may get 503s to retry)
             sockets.append(held_request(server.url, owner, key, {"since": cursor, "wait": 30}))
-            wait_until(lambda: server.app.state.pod.feed.held(owner) == count)
+            wait_for(lambda: server.app.state.pod.feed.held(owner) == count, 5, f"{count} held requests")
         assert requests.get(f"{server.url}/version", timeout=5).status_code == 200
         item_id = api.create_item({"type": "Person"})
         assert all(status == 200 and [item["id"] for item in body["items"]] == [item_id]
@@ -112,11 +106,11 @@ def test_bound_and_hang_up(tmp_path):
         api = PodAPI(server.url, owner, client_auth(key))
         cursor = api.changes(limit=10_000)["next"]
         sockets = [held_request(server.url, owner, key, {"since": cursor, "wait": 30}) for _ in range(2)]
-        wait_until(lambda: server.app.state.pod.feed.held(owner) == 2)
+        wait_for(lambda: server.app.state.pod.feed.held(owner) == 2, 5, "2 held requests")
         with pytest.raises(PodUnavailable, match=r"\(429\): this owner has 2 changes requests waiting already"):
             api.changes(cursor, wait=5)
         for sock in sockets: sock.close()
-        wait_until(lambda: server.app.state.pod.feed.held(owner) == 0, 3)
+        wait_for(lambda: server.app.state.pod.feed.held(owner) == 0, 3, "no held requests")
         threading.Timer(0.2, lambda: PodAPI(server.url, owner, client_auth(key)).create_item({"type": "Person"})).start()
         assert len(api.changes(cursor, wait=10)["items"]) == 1
 
@@ -127,7 +121,7 @@ def test_stopping_releases_held_requests(tmp_path):
     server = PodServer(tmp_path / "pod").start()
     cursor = PodAPI(server.url, owner, client_auth(key)).changes(limit=10_000)["next"]
     sock = held_request(server.url, owner, key, {"since": cursor, "wait": 60})
-    wait_until(lambda: server.app.state.pod.feed.held(owner) == 1)
+    wait_for(lambda: server.app.state.pod.feed.held(owner) == 1, 5, "1 held request")
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 3

@@ -16,7 +16,7 @@ from http.client import HTTPConnection
 import pytest
 import requests
 
-from conftest import PodCaller, now_millis
+from conftest import PodCaller, now_millis, plugin_run
 from pymemri.server.launchers import ProcessLauncher
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -28,12 +28,6 @@ def assert_failure(reply: requests.Response, status: int, contains: str = ""):
     assert reply.headers["content-type"].startswith("text/plain"), reply.headers["content-type"]
     assert reply.text.startswith("Failure: ") and len(reply.text) > len("Failure: "), reply.text
     assert contains in reply.text, f"{contains!r} not in {reply.text!r}"
-
-
-def plugin_run(run_id: str = None, image: str = "test-plugin", target: str = None) -> dict:
-    "A PluginRun item as pymemri creates it: its target is the run itself."
-    run_id = run_id or secrets.token_hex(16)
-    return {"type": "PluginRun", "id": run_id, "containerImage": image, "targetItemId": target or run_id}
 
 
 # ---------------------------------------------------------------------------------------------- Transport

@@ -12,7 +12,6 @@ import random
 import re
 import resource
 import secrets
-import shutil
 import socket
 import stat
 import subprocess
@@ -33,29 +32,9 @@ from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher
 from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.private import DataFolderLocked
 
-from conftest import PodCaller, free_port
+from conftest import PodCaller, free_port, plugin_run, start_pod_command, wait_for, wait_until_serving
 
 MiB = 2**20
-
-
-def plugin_run(run_id: str = None, **extra) -> dict:
-    run_id = run_id or f"run-{secrets.token_hex(6)}"
-    return {"type": "PluginRun", "id": run_id, "containerImage": "pymemri", "targetItemId": run_id, **extra}
-
-
-def wait_for(condition, seconds: float = 30, what: str = "the condition"):
-    "Poll `condition` until it is true; fail after `seconds`."
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
-        time.sleep(0.05)
-    return value
-
-
-def start_pod_command() -> str:
-    command = shutil.which("start_pod", path=str(Path(sys.executable).parent)) or shutil.which("start_pod")
-    assert command, "the start_pod console script is not installed (pip install -e .)"
-    return command
 
 
 class PodProcess:
@@ -71,11 +50,7 @@ class PodProcess:
                                             stdout=log, stderr=subprocess.STDOUT, env=environment, preexec_fn=limit)
 
     def wait_until_serving(self) -> "PodProcess":
-        def answers():
-            assert self.process.poll() is None, f"start_pod exited: {self.output()[-2000:]}"
-            try: return requests.get(f"{self.url}/version", timeout=1).ok
-            except requests.ConnectionError: return False
-        wait_for(answers, 30, "start_pod answering")
+        wait_until_serving(self.process, self.url, self.output)
         return self
 
     def output(self) -> str: return self.log.read_text(errors="replace")
@@ -177,7 +152,7 @@ def test_a_launch_that_fails_is_recorded_on_the_run(tmp_path, start_server, http
     caller = PodCaller(server.url, http=http)
     caller.declare("PluginRun/status/Text", "PluginRun/message/Text", "PluginRun/note/Text")
     # A run (its own target) with a 300 KB property: its POD_TARGET_ITEM is too long for exec.
-    run = plugin_run(status="idle", note="x" * 300_000)
+    run = plugin_run(image="pymemri", status="idle", note="x" * 300_000)
     reply = caller.post("create_item", run)
     assert reply.status_code == 200, reply.text[:300]
     stored = wait_for(lambda: caller.get(run["id"]) if caller.get(run["id"])["status"] == "error" else None)
@@ -191,7 +166,7 @@ def test_a_missing_docker_is_recorded_without_a_server_path(tmp_path, start_serv
     server = start_server(plugin_runner="docker")
     caller = PodCaller(server.url, http=http)
     caller.declare("PluginRun/status/Text", "PluginRun/message/Text")
-    runs = [plugin_run(status="idle") for _ in range(3)]
+    runs = [plugin_run(image="pymemri", status="idle") for _ in range(3)]
     reply = caller.post("bulk", {"createItems": runs})
     assert reply.status_code == 200, reply.text[:300]
     for run in runs:

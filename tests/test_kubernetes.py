@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from conftest import PodCaller, free_port
+from conftest import PodCaller, free_port, start_pod_command, wait_for, wait_until_serving
 from pymemri.plugin.cli import create_run
 from pymemri.pod.client import PodClient
 from pymemri.server.launchers import PluginLaunch, make_launcher, plugin_log_path
 from pymemri.testing.notes_service import NotesService
 from test_launchers_integration import (PLUGIN, base_image, debian_root, docker, notes_account, notes_service, on_ci,  # noqa: F401
-                                        plugin_image, wait_for)
+                                        plugin_image, run_from_frontend)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / "tools" / "kube_cluster.sh"
@@ -115,17 +114,11 @@ def slow_run(server, owner: PodCaller, project: Path, image: str, service: Notes
 
 
 def test_plugin_run_end_to_end(kube, plugin_image, tmp_path):
-    image, project = plugin_image
     port = free_port()
     pod = PodProcess(tmp_path / "data", port, kube)
     owner = PodCaller(pod.url)
     with pod, NotesService(n_notes=4) as service:
-        account = notes_account(pod, owner, service)
-        (tmp_path / "config.json").write_text(json.dumps({"url": service.url, "page_size": 2}))
-        command = ["simulate_run_plugin_from_frontend", "--pod_full_address", pod.url, "--owner_key", owner.owner,
-                   "--database_key", owner.key, "--metadata", str(project / "metadata.json"), "--container", image,
-                   "--config_file", str(tmp_path / "config.json"), "--account_id", account.id, "--timeout", "180"]
-        ran = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "HOME": str(tmp_path)})
+        ran = run_from_frontend(pod, owner, service, plugin_image, tmp_path)
         titles = sorted(note["title"] for note in service.notes)
         assert ran.returncode == 0, ran.stderr[-3000:] + pod.output()
         [run] = owner.search(type="PluginRun")
@@ -250,8 +243,9 @@ class PodProcess:
     "`start_pod` with the Kubernetes runner in a process of its own, on `port`, keeping its data in `data_dir`."
     def __init__(self, data_dir: Path, port: int, kube: Cluster):
         self.data_dir, self.port, self.url = data_dir, port, f"http://localhost:{port}"
-        self.command = ["start_pod", "--owners", "ANY", "--port", str(port), "--data_dir", str(data_dir), "--plugin_runner", "kubernetes",
-                        "--kubernetes_namespace", kube.namespace, "--kubernetes_pull", "never", "--kubernetes_host_network", "true"]
+        self.command = [start_pod_command(), "--owners", "ANY", "--port", str(port), "--data_dir", str(data_dir),
+                        "--plugin_runner", "kubernetes", "--kubernetes_namespace", kube.namespace, "--kubernetes_pull", "never",
+                        "--kubernetes_host_network", "true"]
         self.log = data_dir.parent / f"start_pod-{port}.log"
         self.process = None
 
@@ -260,11 +254,7 @@ class PodProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env={**os.environ, "HOME": str(self.data_dir.parent)})
-        def answers():
-            assert self.process.poll() is None, f"start_pod exited: {self.output()}"
-            try: return requests.get(f"{self.url}/version", timeout=2).status_code == 200
-            except requests.ConnectionError: return False
-        wait_for(answers, 60, "start_pod answering")
+        wait_until_serving(self.process, self.url, self.output, 60)
         return self
 
     def output(self) -> str: return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""

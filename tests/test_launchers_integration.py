@@ -111,16 +111,21 @@ def docker_pod(start_server, tmp_path) -> tuple:
     return server, PodCaller(server.url)
 
 
-def test_docker_run_end_to_end(plugin_image, start_server, tmp_path):
+def run_from_frontend(server, owner: PodCaller, service: NotesService, plugin_image: tuple, home: Path) -> subprocess.CompletedProcess:
+    "`simulate_run_plugin_from_frontend` of the plugin image on `server`, as the app starts it: it imports `service`'s notes."
     image, project = plugin_image
+    account = notes_account(server, owner, service)
+    (home / "config.json").write_text(json.dumps({"url": service.url, "page_size": 2}))
+    command = ["simulate_run_plugin_from_frontend", "--pod_full_address", server.url, "--owner_key", owner.owner,
+               "--database_key", owner.key, "--metadata", str(project / "metadata.json"), "--container", image,
+               "--config_file", str(home / "config.json"), "--account_id", account.id, "--timeout", "180"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "HOME": str(home)})
+
+
+def test_docker_run_end_to_end(plugin_image, start_server, tmp_path):
     server, owner = docker_pod(start_server, tmp_path)
     with NotesService(n_notes=4) as service:
-        account = notes_account(server, owner, service)
-        (tmp_path / "config.json").write_text(json.dumps({"url": service.url, "page_size": 2}))
-        command = ["simulate_run_plugin_from_frontend", "--pod_full_address", server.url, "--owner_key", owner.owner,
-                   "--database_key", owner.key, "--metadata", str(project / "metadata.json"), "--container", image,
-                   "--config_file", str(tmp_path / "config.json"), "--account_id", account.id, "--timeout", "180"]
-        ran = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "HOME": str(tmp_path)})
+        ran = run_from_frontend(server, owner, service, plugin_image, tmp_path)
         titles = sorted(note["title"] for note in service.notes)
     assert ran.returncode == 0, ran.stderr[-3000:]
     [run] = owner.search(type="PluginRun")

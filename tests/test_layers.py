@@ -137,9 +137,10 @@ def test_run_plugin_without_a_pod_or_the_pod_extra_names_the_extra(tmp_path):
 
 
 SECRET_RULE = "pymemri.data.secrecy"
-HIDE_SECRETS = ("plugin/http.py", "testing/suite.py", "plugin/authenticators/prompts.py", "plugin/doctor.py", "testing/cassettes.py")
+HIDE_SECRETS = ("plugin/http.py", "testing/suite.py", "plugin/authenticators/prompts.py", "plugin/doctor.py", "testing/cassettes.py",
+                "server/changes.py")
 RULE_NAMES = {"is_secret_name", "is_secret_schema", "secret_values", "redact", "REDACTED", "SECRET_NAME", "SECRET_PROPERTIES",
-              "ACCOUNT_SECRETS", "secrets_of", "redacted"}
+              "ACCOUNT_SECRETS", "secrets_of", "redacted", "mask_secrets"}
 
 
 def test_the_secret_rule_sits_in_the_data_layer_where_the_embedded_pod_may_use_it():

@@ -52,10 +52,12 @@ def secret_values(config: dict = None,  # A plugin's config: the values of its d
     return list(dict.fromkeys(text for text in texts if text and len(text) >= SHORTEST_SECRET))
 
 # %% ../../nbs/data.secrecy.ipynb #3d1c89c6
-def redact(text, *secrets):
-    "`text` (str or bytes) with each of `secrets`, as written or URL-encoded, replaced by `***`."
+def redact(text, *secrets, keep_length: bool = False):
+    "`text` (str or bytes) with each of `secrets`, as written or URL-encoded, in any case, replaced by `***` (or as many `*`)."
     if not isinstance(text, (str, bytes)): return text
-    for secret in sorted(secret_values(extra=secrets), key=len, reverse=True):
-        for form in dict.fromkeys([secret, quote(secret, safe="")]):
-            text = text.replace(form.encode(), REDACTED.encode()) if isinstance(text, bytes) else text.replace(form, REDACTED)
-    return text
+    forms = {form for secret in secret_values(extra=secrets) for form in (secret, quote(secret, safe=""))}
+    if not forms: return text
+    pattern = "|".join(re.escape(form) for form in sorted(forms, key=lambda form: (-len(form), form)))
+    def mask(found) -> str: return "*" * len(found[0]) if keep_length else REDACTED
+    if isinstance(text, str): return re.sub(pattern, mask, text, flags=re.IGNORECASE)
+    return re.sub(pattern.encode(), lambda found: mask(found).encode(), text, flags=re.IGNORECASE)

@@ -257,7 +257,8 @@ def test_abort(self: PluginTestSuite):
 
 # %% ../../nbs/testing.suite.ipynb #e4f5371d
 def _leaks(secret: str, places: dict) -> list:
-    return [where for where, text in places.items() if secret in text]
+    "The places whose text shows `secret` where `redact` would hide it: as written or URL-encoded, in any letter case."
+    return [where for where, text in places.items() if redact(text, secret) != text]
 
 @patch
 def test_secrets(self: PluginTestSuite):

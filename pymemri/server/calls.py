@@ -114,7 +114,8 @@ def _strings(payload, fields: tuple, message: str) -> dict:
 def _new_item_shape(item) -> dict:
     if type(_object("an item", item).get("type")) is not str:
         raise PodFailure(400, f"an item needs a string type, got {_describe(item.get('type'))}")
-    _new_id(item), _date(item, "dateCreated", 0), _date(item, "dateModified", 0)
+    if item.get("id") is not None: _new_id(item)
+    _date(item, "dateCreated", 0), _date(item, "dateModified", 0)
     if type(item.get("deleted", False)) is not bool:
         raise PodFailure(400, f"deleted must be true or false, got {_describe(item['deleted'])}")
     return item

@@ -5,17 +5,18 @@
 # %% auto #0
 __all__ = ['INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPE_NAMES', 'DECLARED_NAME',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items', 'delete_items',
-           'create_edges']
+           'declare', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items',
+           'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
 import re
 import secrets
+import time
 
 import orjson
 
-from .db import INSERT_ITEM, OwnerDatabase, PodFailure, next_change
+from .db import INSERT_ITEM, NEXT_CHANGE, OwnerDatabase, PodFailure, next_change
 
 
 # %% ../../nbs/server.store.ipynb #e2e3dff5
@@ -97,9 +98,13 @@ def _date(item: dict, field: str, now: int, required: bool = False) -> int:
         raise PodFailure(400, f"{field} must be an integer number of milliseconds, got {_describe(value)}")
     return value
 
+def new_item_id() -> str:
+    "A new item id: 32 hex digits, the clock's milliseconds and then 80 random bits."
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
 def _new_id(item: dict) -> str:
     item_id = item.get("id")
-    if item_id is None: return secrets.token_hex(16)
+    if item_id is None: return new_item_id()
     if type(item_id) is not str or not ID_PATTERN.fullmatch(item_id):
         raise PodFailure(400, f"item id {str(item_id)[:40]!r} must be 6-36 letters, digits, - or _")
     return item_id
@@ -135,24 +140,20 @@ def numbered(database: OwnerDatabase, rows: list) -> list:
     return [(*row, first + offset) for offset, row in enumerate(rows)]
 
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
-    "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
-    if type(items) is not list: raise PodFailure(400, "createItems must be an array of items")
+    "Store `items` (create_item payloads, of the shape `check_shape` passes); `(ids, plugin_run_ids)`."
     next_rowid = database.connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
     ids, new_ids, item_rows, runs = [], [], [], []
     for item in items:
-        if type(item) is not dict: raise PodFailure(400, f"an item must be a JSON object, got {_describe(item)}")
-        item_type = item.get("type")
-        if type(item_type) is not str: raise PodFailure(400, f"an item needs a string type, got {_describe(item_type)}")
+        item_type = item["type"]
         if item_type == "ItemPropertySchema":
             existing = declare(database, item)
             if existing and item.get("id") is None:
                 ids.append(existing)
                 continue
-        item_id, deleted = _new_id(item), item.get("deleted", False)
-        if type(deleted) is not bool: raise PodFailure(400, f"deleted must be true or false, got {_describe(deleted)}")
+        item_id, created, modified = item.get("id") or new_item_id(), item.get("dateCreated"), item.get("dateModified")
         if item_type == "ItemPropertySchema": database.schema_ids.setdefault(item["propertyName"], item_id)
-        item_rows.append((next_rowid, item_id, item_type, _date(item, "dateCreated", now),
-                          _date(item, "dateModified", now), now, int(deleted), _properties(database, item)))
+        item_rows.append((next_rowid, item_id, item_type, now if created is None else created, now if modified is None else modified,
+                          now, int(item.get("deleted", False)), _properties(database, item)))
         if item_type == "PluginRun": runs.append(item_id)
         ids.append(item_id); new_ids.append(item_id)
         next_rowid += 1
@@ -208,7 +209,7 @@ def _apply_update(database: OwnerDatabase, rowid: int, date_modified: int, delet
         raise PodFailure(400, "a property declaration (ItemPropertySchema) can't be changed")
     patch = orjson.dumps(changes).decode() if changes else None
     connection.execute("UPDATE items SET dateModified = ?, dateServerModified = ?, deleted = coalesce(?, deleted), "
-                       "properties = iif(? IS NULL, properties, json_patch(properties, ?)) WHERE rowid = ?",
+                       f"properties = iif(? IS NULL, properties, json_patch(properties, ?)), changeSeq = {NEXT_CHANGE} WHERE rowid = ?",
                        (date_modified, now, None if deleted is None else int(deleted), patch, patch, rowid))
 
 def delete_items(database: OwnerDatabase, ids: list, now: int):
@@ -222,23 +223,19 @@ def delete_items(database: OwnerDatabase, ids: list, now: int):
 
 # %% ../../nbs/server.store.ipynb #acc50168
 def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
-    "Store `edges` (create_edge payloads); their ids."
-    if type(edges) is not list: raise PodFailure(400, "createEdges must be an array of edges")
+    "Store `edges` (create_edge payloads, of the shape `check_shape` passes); their ids."
     connection, ids = database.connection, []
     next_rowid = connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
-    ends = _rowids(database, [edge.get(end) for edge in edges if type(edge) is dict for end in ("_source", "_target", "_self")])
+    ends = _rowids(database, [edge.get(end) for edge in edges for end in ("_source", "_target", "_self")])
     new_items, edge_rows, selves, given = [], [], set(), []
     for edge in edges:
-        if type(edge) is not dict: raise PodFailure(400, f"an edge must be a JSON object, got {_describe(edge)}")
-        for field in ("_source", "_target", "_name"):
-            if type(edge.get(field)) is not str: raise PodFailure(400, f"an edge needs a string {field}")
         if edge.get("_self") is not None:
-            self_rowid = ends.get(edge["_self"]) if type(edge["_self"]) is str else None
+            self_rowid = ends.get(edge["_self"])
             if self_rowid is None: raise PodFailure(400, f"edge _self {str(edge['_self'])[:40]!r} is not an item")
             edge_id = edge["_self"]
             given.append(self_rowid)
         else:
-            self_rowid, edge_id, next_rowid = next_rowid, secrets.token_hex(16), next_rowid + 1
+            self_rowid, edge_id, next_rowid = next_rowid, new_item_id(), next_rowid + 1
             new_items.append((self_rowid, edge_id, "Edge", now, now, now, 0, "{}"))
         for field in ("_source", "_target"):
             if edge[field] not in ends: raise PodFailure(404, f"edge {field} {edge[field][:40]!r} is not an item")

@@ -32,13 +32,24 @@ def old_folder(tmp_path) -> Path:
 def database_file(folder: Path) -> Path: return folder / "db" / f"{EXPECTED['owner']}.p4.4.sqlite"
 
 
-def layout(path: Path) -> tuple:
-    "The user_version and the table names of the database at `path`."
+def names(path: Path, key: str, kind: str) -> tuple:
+    "The user_version of the database at `path` and the names of its `kind` (table, trigger) in sqlite_master."
     connection = sqlcipher3.connect(str(path))
-    connection.execute(f"PRAGMA key = \"x'{cipher_key(EXPECTED['key'])}'\"")
+    connection.execute(f"PRAGMA key = \"x'{cipher_key(key)}'\"")
     try: return (connection.execute("PRAGMA user_version").fetchone()[0],
-                 sorted(name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")))
+                 sorted(name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))))
     finally: connection.close()
+
+
+def layout(path: Path) -> tuple: return names(path, EXPECTED["key"], "table")
+
+
+def break_step(monkeypatch, version: int, statement: str, message: str):
+    "Make the upgrade from `version` run `statement` and then fail with `message`."
+    def broken(connection):
+        connection.execute(statement)
+        raise RuntimeError(message)
+    monkeypatch.setitem(OwnerDatabase._migrate.__globals__["UPGRADES"], version, broken)
 
 
 def test_old_folder_is_layout_1(old_folder):
@@ -67,11 +78,7 @@ def test_upgraded_folder_answers_as_before(old_folder):
 def test_failed_upgrade_changes_nothing(old_folder, monkeypatch):
     path = database_file(old_folder)
     before = path.read_bytes()
-
-    def broken(connection):
-        connection.execute("ALTER TABLE items ADD COLUMN properties TEXT NOT NULL DEFAULT '{}'")
-        raise RuntimeError("the upgrade broke half way")
-    monkeypatch.setitem(OwnerDatabase._migrate.__globals__["UPGRADES"], 1, broken)
+    break_step(monkeypatch, 1, "ALTER TABLE items ADD COLUMN properties TEXT NOT NULL DEFAULT '{}'", "the upgrade broke half way")
     with pytest.raises(RuntimeError, match="half way"): OwnerDatabase(path, EXPECTED["key"].upper())
     assert layout(path)[0] == 1 and "properties" not in str(layout(path))
     monkeypatch.undo()
@@ -84,11 +91,7 @@ def test_failed_upgrade_changes_nothing(old_folder, monkeypatch):
 def test_failed_later_step_undoes_the_earlier_ones(old_folder, monkeypatch):
     "Layout 1 goes to 2 and then to 3 in the one transaction that opens it: a failure in the second step leaves layout 1."
     path = database_file(old_folder)
-
-    def broken(connection):
-        connection.execute("ALTER TABLE items ADD COLUMN changeSeq INTEGER")
-        raise RuntimeError("the second step broke")
-    monkeypatch.setitem(OwnerDatabase._migrate.__globals__["UPGRADES"], 2, broken)
+    break_step(monkeypatch, 2, "ALTER TABLE items ADD COLUMN changeSeq INTEGER", "the second step broke")
     with pytest.raises(RuntimeError, match="second step"): OwnerDatabase(path, EXPECTED["key"].upper())
     assert layout(path) == (1, ["edges", "integers", "items", "reals", "strings"])
 
@@ -109,13 +112,7 @@ def v3_folder(tmp_path) -> Path:
     return tmp_path / "pod"
 
 
-def triggers(path: Path, key: str) -> tuple:
-    "The user_version and the trigger names of the database at `path`."
-    connection = sqlcipher3.connect(str(path))
-    connection.execute(f"PRAGMA key = \"x'{cipher_key(key)}'\"")
-    try: return (connection.execute("PRAGMA user_version").fetchone()[0],
-                 sorted(name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
-    finally: connection.close()
+def triggers(path: Path, key: str) -> tuple: return names(path, key, "trigger")
 
 
 def v3_file(folder: Path) -> Path: return folder / "db" / f"{V3_EXPECTED['owner']}.p4.4.sqlite"
@@ -145,10 +142,6 @@ def test_layout_3_folder_answers_as_before_and_numbers_new_writes(v3_folder):
 
 def test_failed_step_to_4_leaves_layout_3(v3_folder, monkeypatch):
     path = v3_file(v3_folder)
-
-    def broken(connection):
-        connection.execute("DROP TRIGGER items_created_changeSeq")
-        raise RuntimeError("the step to 4 broke")
-    monkeypatch.setitem(OwnerDatabase._migrate.__globals__["UPGRADES"], 3, broken)
+    break_step(monkeypatch, 3, "DROP TRIGGER items_created_changeSeq", "the step to 4 broke")
     with pytest.raises(RuntimeError, match="step to 4"): OwnerDatabase(path, V3_EXPECTED["key"].upper())
     assert triggers(path, V3_EXPECTED["key"]) == (3, ["items_changed_changeSeq", "items_created_changeSeq"])

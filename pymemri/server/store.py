@@ -15,6 +15,7 @@ import secrets
 import time
 
 import orjson
+import sqlcipher3
 
 from .db import INSERT_ITEM, NEXT_CHANGE, OwnerDatabase, PodFailure, next_change
 
@@ -123,11 +124,16 @@ def _properties(database: OwnerDatabase, item: dict) -> str:
         elif value is not None: properties[name] = stored_value(name, value_type, value)
     return orjson.dumps(properties).decode()
 
-def _check_new_ids(database: OwnerDatabase, ids: list):
+def _insert_new(database: OwnerDatabase, rows: list):
+    "Insert the rows of new items (as `numbered` takes them); a 409 failure if two share an id, or if an id is taken."
+    ids = [row[1] for row in rows]
     if len(set(ids)) != len(ids): raise PodFailure(409, "the request creates two items with the same id")
-    taken = database.connection.execute(
-        "SELECT id FROM items WHERE id IN (SELECT value FROM json_each(?)) LIMIT 1", (_json_list(ids),)).fetchone()
-    if taken: raise PodFailure(409, f"an item with id {taken[0]!r} already exists")
+    try: database.connection.executemany(INSERT_ITEM, numbered(database, rows))
+    except sqlcipher3.IntegrityError:  # the unique index on id met a taken one; the rows before it go with the transaction
+        taken = database.connection.execute("SELECT id FROM items WHERE id IN (SELECT value FROM json_each(?)) AND rowid < ? LIMIT 1",
+                                            (_json_list(ids), rows[0][0])).fetchone()
+        if taken is None: raise
+        raise PodFailure(409, f"an item with id {taken[0]!r} already exists") from None
 
 def _json_list(values: list) -> str:
     "`values` as a JSON array, to pass a whole list as one SQL parameter (read back with `json_each`)."
@@ -142,7 +148,7 @@ def numbered(database: OwnerDatabase, rows: list) -> list:
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads, of the shape `check_shape` passes); `(ids, plugin_run_ids)`."
     next_rowid = database.connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
-    ids, new_ids, item_rows, runs = [], [], [], []
+    ids, item_rows, runs = [], [], []
     for item in items:
         item_type = item["type"]
         if item_type == "ItemPropertySchema":
@@ -155,10 +161,9 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
         item_rows.append((next_rowid, item_id, item_type, now if created is None else created, now if modified is None else modified,
                           now, int(item.get("deleted", False)), _properties(database, item)))
         if item_type == "PluginRun": runs.append(item_id)
-        ids.append(item_id); new_ids.append(item_id)
+        ids.append(item_id)
         next_rowid += 1
-    _check_new_ids(database, new_ids)
-    database.connection.executemany(INSERT_ITEM, numbered(database, item_rows))
+    _insert_new(database, item_rows)
     for run_id in runs: check_plugin_run(database, run_id)
     return ids, runs
 

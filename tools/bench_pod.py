@@ -72,6 +72,7 @@ import requests
 import sqlcipher3
 
 from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
+from pymemri.server.store import new_item_ids
 
 from benchkit import pod_process
 
@@ -126,8 +127,8 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str =
     dog_rowid = 2
     for group in batches(dogs, batch):
         edge_items, edges = [], []
-        for _ in group:
-            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0, "{}", rowid))
+        for edge_id in new_item_ids(len(group)):  # ids as the Pod makes them
+            edge_items.append((rowid, edge_id, "Edge", now, now, now, 0, "{}", rowid))
             edges.append((rowid, dog_rowid, "owner", 1))
             rowid, dog_rowid = rowid + 1, dog_rowid + 1
         edge_batches.append((edge_items, edges))

@@ -24,6 +24,8 @@ Figures:
   the clock starts. It runs once before and once after the Pod's import (`raw_one_row_runs_items_per_s`) and the
   mean is used, so drift cancels out.
 - `bulk_ratio_to_raw` = bulk / raw one-row. Goal ≥ 0.5.
+- `bulk_server_cpu_s`: the CPU seconds (user and system) the server process spent on that import: on a busy
+  machine, where the rate above drifts with the load, the work itself varies far less.
 - `raw_items_per_s`: the same Dogs and edges written the same way into the Pod's own tables and indexes
   (`TABLES_SQL`): one row per Dog, and per edge an edge item and an edge row, with their change numbers. It leaves
   out what only the Pod does (schema and id checks, bumping each edge source's dateServerModified). Also run before
@@ -292,6 +294,12 @@ def bench_paging(client: Client, page: int) -> tuple:
     return count / (time.perf_counter() - start), count
 
 
+def cpu_seconds(pid: int) -> float:
+    "User and system CPU seconds process `pid` has used so far."
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def own_rss_mb() -> float: return memory_mb(os.getpid())["VmRSS"]
 
 
@@ -327,7 +335,9 @@ def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> di
     with open(folder / "server.log", "wb") as log, pod_process(folder / "pod", http, log) as (url, server):
         try:
             client = Client(url, owner, key)
+            cpu_before = cpu_seconds(server.pid)
             bulk_per_s = bench_bulk(client, dogs, batch)
+            bulk_cpu = cpu_seconds(server.pid) - cpu_before
             memory = memory_mb(server.pid)
             item_ms, version_ms = bench_get_item(client, dogs)
             prop_ms, id_ms = bench_search(client, dogs)
@@ -348,7 +358,7 @@ def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> di
     figures = {"items": items, "batch": batch, "http": http,
                "bulk_items_per_s": round(bulk_per_s), "raw_one_row_items_per_s": round(one_row_per_s),
                "raw_one_row_runs_items_per_s": [round(value) for value in one_row_runs],
-               "bulk_ratio_to_raw": round(bulk_per_s / one_row_per_s, 3),
+               "bulk_ratio_to_raw": round(bulk_per_s / one_row_per_s, 3), "bulk_server_cpu_s": round(bulk_cpu, 2),
                "raw_items_per_s": round(raw_per_s), "raw_runs_items_per_s": [round(value) for value in raw_runs],
                "bulk_ratio_to_layout": round(bulk_per_s / raw_per_s, 3),
                "raw_normal_items_per_s": round(normal_per_s),

@@ -74,7 +74,7 @@ import requests
 import sqlcipher3
 
 from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
-from pymemri.server.store import new_item_ids
+from pymemri.server.store import fresh_item_ids
 
 from benchkit import pod_process
 
@@ -129,7 +129,7 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str =
     dog_rowid = 2
     for group in batches(dogs, batch):
         edge_items, edges = [], []
-        for edge_id in new_item_ids(len(group)):  # ids as the Pod makes them
+        for edge_id in fresh_item_ids(len(group)):  # ids as the Pod makes them
             edge_items.append((rowid, edge_id, "Edge", now, now, now, 0, "{}", rowid))
             edges.append((rowid, dog_rowid, "owner", 1))
             rowid, dog_rowid = rowid + 1, dog_rowid + 1

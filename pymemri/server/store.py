@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPE_NAMES', 'DECLARED_NAME',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'new_item_ids', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of',
-           'update_items', 'delete_items', 'create_edges']
+           'declare', 'fresh_item_ids', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of', 'update_items',
+           'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
@@ -99,18 +99,14 @@ def _date(item: dict, field: str, now: int, required: bool = False) -> int:
         raise PodFailure(400, f"{field} must be an integer number of milliseconds, got {_describe(value)}")
     return value
 
-def new_item_ids(count: int) -> list:
-    "`count` new item ids: 32 hex digits each, the clock's milliseconds and then 80 random bits (from one read of the system's randomness)."
+def fresh_item_ids(count: int) -> list:
+    "`count` ids the Pod makes: 32 hex digits each, the clock's milliseconds and then 80 random bits (one read of the system's randomness)."
     stamp, noise = f"{time.time_ns() // 1_000_000:012x}", secrets.token_hex(10 * count)
     return [stamp + noise[start:start + 20] for start in range(0, 20 * count, 20)]
 
-def new_item_id() -> str:
-    "A new item id (see `new_item_ids`)."
-    return new_item_ids(1)[0]
-
 def _new_id(item: dict) -> str:
     item_id = item.get("id")
-    if item_id is None: return new_item_id()
+    if item_id is None: return fresh_item_ids(1)[0]
     if type(item_id) is not str or not ID_PATTERN.fullmatch(item_id):
         raise PodFailure(400, f"item id {str(item_id)[:40]!r} must be 6-36 letters, digits, - or _")
     return item_id
@@ -154,7 +150,7 @@ def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
     "Store `items` (create_item payloads, of the shape `check_shape` passes); `(ids, plugin_run_ids)`."
     next_rowid = database.connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
     ids, item_rows, runs = [], [], []
-    fresh = iter(new_item_ids(sum(item.get("id") is None for item in items)))
+    fresh = iter(fresh_item_ids(sum(item.get("id") is None for item in items)))
     for item in items:
         item_type = item["type"]
         if item_type == "ItemPropertySchema":
@@ -239,7 +235,7 @@ def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
     next_rowid = connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
     ends = _rowids(database, [edge.get(end) for edge in edges for end in ("_source", "_target", "_self")])
     new_items, edge_rows, selves, given = [], [], set(), []
-    fresh = iter(new_item_ids(sum(edge.get("_self") is None for edge in edges)))
+    fresh = iter(fresh_item_ids(sum(edge.get("_self") is None for edge in edges)))
     for edge in edges:
         if edge.get("_self") is not None:
             self_rowid = ends.get(edge["_self"])

@@ -17,16 +17,23 @@ Figures:
   and one edge (`owner` → one Person). Like a client, all Dogs are sent first as `createItems` bulks of
   `--batch` items, then all edges as `createEdges` bulks; the time covers both. Request bodies are encoded
   before the clock starts, so the figure is the server's.
-- `raw_items_per_s`: the same Dogs and their edges written with `sqlcipher3` `executemany` straight into the
-  Pod's tables and indexes (`TABLES_SQL`): one row per Dog (its properties as one JSON object), and per edge an
-  edge item and an edge row; same raw-key pragma, WAL, `synchronous = FULL` and `foreign_keys = ON` as the Pod,
-  one transaction per `--batch` items (and per `--batch` edges). Rows are built before the clock starts. It leaves
-  out what only the Pod does (schema and id checks, bumping each edge source's dateServerModified). It runs once
-  before and once after the Pod's import (`raw_runs_items_per_s`) and the mean is used, so drift cancels out.
-- `bulk_ratio_to_raw` = bulk / raw. Goal ≥ 0.5.
+- `raw_one_row_items_per_s`: the engine's figure, the issue's baseline: the same Dogs written with `sqlcipher3`
+  `executemany` as one row each in a bare table `items(id, type, properties)` (properties as one JSON object) and one
+  row per edge in `edges(source, target, name)`, no index; same raw-key pragma, WAL, `synchronous = FULL` and
+  `foreign_keys = ON` as the Pod, one transaction per `--batch` items (and per `--batch` edges). Rows are built before
+  the clock starts. It runs once before and once after the Pod's import (`raw_one_row_runs_items_per_s`) and the
+  mean is used, so drift cancels out.
+- `bulk_ratio_to_raw` = bulk / raw one-row. Goal ≥ 0.5.
+- `bulk_server_cpu_s`: the CPU seconds (user and system) the server process spent on that import: on a busy
+  machine, where the rate above drifts with the load, the work itself varies far less.
+- `raw_items_per_s`: the same Dogs and edges written the same way into the Pod's own tables and indexes
+  (`TABLES_SQL`): one row per Dog, and per edge an edge item and an edge row, with their change numbers. It leaves
+  out what only the Pod does (schema and id checks, bumping each edge source's dateServerModified). Also run before
+  and after (`raw_runs_items_per_s`). `bulk_ratio_to_layout` = bulk / raw layout: how close the Pod comes to its own
+  layout's limit.
 - `raw_normal_items_per_s`: the raw baseline with `synchronous = NORMAL`, which WAL allows but which may
   lose the last commits on power loss, run right after the first FULL run and right before the last
-  (`raw_normal_runs_items_per_s`). `full_cost` = 1 - raw (FULL) / raw (NORMAL): the share of write
+  (`raw_normal_runs_items_per_s`). `full_cost` = 1 - raw layout (FULL) / raw layout (NORMAL): the share of write
   throughput that durable writes cost on this disk (noise on a busy machine can make it negative).
 - `commits_per_s_full`, `commits_per_s_normal`: one-item transactions per second with each setting (the
   worst case for FULL: one sync per commit, as a stream of single `create_item` requests would cause), and
@@ -67,6 +74,7 @@ import requests
 import sqlcipher3
 
 from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
+from pymemri.server.store import fresh_item_ids
 
 from benchkit import pod_process
 
@@ -94,13 +102,13 @@ def batches(values: list, size: int):
 
 # --- raw SQLCipher baseline ----------------------------------------------------------------------
 
-def raw_connect(path: Path, key: str, synchronous: str = "FULL"):
+def raw_connect(path: Path, key: str, synchronous: str = "FULL", tables: str = TABLES_SQL):
     "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
     connection = sqlcipher3.connect(str(path), isolation_level=None)
     connection.execute(f"PRAGMA key = \"x'{key}'\"")
     for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
-    for statement in sql_statements(TABLES_SQL): connection.execute(statement)
+    for statement in sql_statements(tables): connection.execute(statement)
     return connection
 
 
@@ -121,8 +129,8 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str =
     dog_rowid = 2
     for group in batches(dogs, batch):
         edge_items, edges = [], []
-        for _ in group:
-            edge_items.append((rowid, secrets.token_hex(16), "Edge", now, now, now, 0, "{}", rowid))
+        for edge_id in fresh_item_ids(len(group)):  # ids as the Pod makes them
+            edge_items.append((rowid, edge_id, "Edge", now, now, now, 0, "{}", rowid))
             edges.append((rowid, dog_rowid, "owner", 1))
             rowid, dog_rowid = rowid + 1, dog_rowid + 1
         edge_batches.append((edge_items, edges))
@@ -136,6 +144,31 @@ def bench_raw(folder: Path, key: str, dogs: list, batch: int, synchronous: str =
         connection.executemany(INSERT_ITEM, edge_items)
         connection.executemany("INSERT INTO edges VALUES (?, ?, ?, ?)", edges)
         connection.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    connection.close()
+    return len(dogs) / seconds
+
+
+ONE_ROW_SQL = """CREATE TABLE items (id TEXT NOT NULL, type TEXT NOT NULL, properties TEXT NOT NULL);
+CREATE TABLE edges (source INTEGER NOT NULL, target INTEGER NOT NULL, name TEXT NOT NULL);
+"""
+
+
+def bench_one_row(folder: Path, key: str, dogs: list, batch: int) -> float:
+    "Items per second for writing `dogs` as one bare row each (properties as JSON) and one row per edge, one transaction per batch."
+    folder.mkdir()
+    connection = raw_connect(folder / "one_row.sqlite", key, tables=ONE_ROW_SQL)
+    connection.execute("INSERT INTO items VALUES (?, 'Person', '{}')", (uuid.uuid4().hex,))
+    item_batches = [[(dog["id"], "Dog", orjson.dumps({name: dog[name] for name in PROPERTIES}).decode()) for dog in group]
+                    for group in batches(dogs, batch)]
+    edge_batches = [[(start + offset + 2, 1, "owner") for offset in range(len(group))]
+                    for start, group in zip(range(0, len(dogs), batch), batches(dogs, batch))]
+    start = time.perf_counter()
+    for statement, groups in (("INSERT INTO items VALUES (?, ?, ?)", item_batches), ("INSERT INTO edges VALUES (?, ?, ?)", edge_batches)):
+        for rows in groups:
+            connection.execute("BEGIN")
+            connection.executemany(statement, rows)
+            connection.execute("COMMIT")
     seconds = time.perf_counter() - start
     connection.close()
     return len(dogs) / seconds
@@ -261,6 +294,12 @@ def bench_paging(client: Client, page: int) -> tuple:
     return count / (time.perf_counter() - start), count
 
 
+def cpu_seconds(pid: int) -> float:
+    "User and system CPU seconds process `pid` has used so far."
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def own_rss_mb() -> float: return memory_mb(os.getpid())["VmRSS"]
 
 
@@ -290,12 +329,15 @@ def bench_million(client: Client, total: int, batch: int, server_pid: int) -> di
 def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> dict:
     key, owner = secrets.token_hex(32).upper(), secrets.token_hex(32)
     dogs = make_dogs(items)
+    one_row_runs = [bench_one_row(folder / "one-row-before", key, dogs, batch)]
     raw_runs = [bench_raw(folder / "raw-before", key, dogs, batch)]
     normal_runs = [bench_raw(folder / "raw-normal-before", key, dogs, batch, "NORMAL")]
     with open(folder / "server.log", "wb") as log, pod_process(folder / "pod", http, log) as (url, server):
         try:
             client = Client(url, owner, key)
+            cpu_before = cpu_seconds(server.pid)
             bulk_per_s = bench_bulk(client, dogs, batch)
+            bulk_cpu = cpu_seconds(server.pid) - cpu_before
             memory = memory_mb(server.pid)
             item_ms, version_ms = bench_get_item(client, dogs)
             prop_ms, id_ms = bench_search(client, dogs)
@@ -308,14 +350,17 @@ def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> di
             raise
     normal_runs.append(bench_raw(folder / "raw-normal-after", key, dogs, batch, "NORMAL"))
     raw_runs.append(bench_raw(folder / "raw-after", key, dogs, batch))
-    raw_per_s, normal_per_s = statistics.mean(raw_runs), statistics.mean(normal_runs)
+    one_row_runs.append(bench_one_row(folder / "one-row-after", key, dogs, batch))
+    raw_per_s, normal_per_s, one_row_per_s = (statistics.mean(runs) for runs in (raw_runs, normal_runs, one_row_runs))
     raw_read_per_s = statistics.mean(bench_raw_read(folder / name, key, batch) for name in ("raw-before", "raw-after"))
     commits = {mode: statistics.mean(bench_commits(folder / f"commits-{mode}-{run}", key, mode) for run in range(2))
                for mode in ("FULL", "NORMAL")}
     figures = {"items": items, "batch": batch, "http": http,
-               "bulk_items_per_s": round(bulk_per_s), "raw_items_per_s": round(raw_per_s),
-               "raw_runs_items_per_s": [round(value) for value in raw_runs],
-               "bulk_ratio_to_raw": round(bulk_per_s / raw_per_s, 3),
+               "bulk_items_per_s": round(bulk_per_s), "raw_one_row_items_per_s": round(one_row_per_s),
+               "raw_one_row_runs_items_per_s": [round(value) for value in one_row_runs],
+               "bulk_ratio_to_raw": round(bulk_per_s / one_row_per_s, 3), "bulk_server_cpu_s": round(bulk_cpu, 2),
+               "raw_items_per_s": round(raw_per_s), "raw_runs_items_per_s": [round(value) for value in raw_runs],
+               "bulk_ratio_to_layout": round(bulk_per_s / raw_per_s, 3),
                "raw_normal_items_per_s": round(normal_per_s),
                "raw_normal_runs_items_per_s": [round(value) for value in normal_runs],
                "full_cost": round(1 - raw_per_s / normal_per_s, 3),

@@ -107,7 +107,8 @@ def check_run_live(state: PodState, owner: str, run_id: str):
 def _new_item_shape(item) -> dict:
     if type(check_object("an item", item).get("type")) is not str:
         raise PodFailure(400, f"an item needs a string type, got {describe_value(item.get('type'))}")
-    new_item_id(item), item_date(item, "dateCreated", 0), item_date(item, "dateModified", 0)
+    if item.get("id") is not None: new_item_id(item)
+    item_date(item, "dateCreated", 0), item_date(item, "dateModified", 0)
     if type(item.get("deleted", False)) is not bool:
         raise PodFailure(400, f"deleted must be true or false, got {describe_value(item['deleted'])}")
     return item

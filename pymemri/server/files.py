@@ -22,7 +22,7 @@ from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt, crypto_se
                            crypto_secretstream_xchacha20poly1305_TAG_FINAL)
 from nacl.exceptions import CryptoError
 
-from .db import OwnerDatabase, PodFailure, property_sql
+from .db import NEXT_CHANGE, OwnerDatabase, PodFailure, property_sql
 
 # %% ../../nbs/server.files.ipynb #42550110
 def check_sha256(sha256: str) -> str:
@@ -119,7 +119,8 @@ def store_file(database: OwnerDatabase, folder: Path, sha256: str, body):
                 items = _items_with_sha256(database, sha256)
                 if not items: raise PodFailure(404, "no item has this sha256: create the File item first")
                 secrets_ = orjson.dumps({"key": kept or upload.key.hex(), "nonce": upload.header.hex()}).decode()
-                database.connection.executemany("UPDATE items SET properties = json_patch(properties, ?) WHERE rowid = ?",
+                database.connection.executemany(f"UPDATE items SET properties = json_patch(properties, ?), changeSeq = {NEXT_CHANGE} "
+                                                "WHERE rowid = ?",
                                                 [(secrets_, item) for (item,) in items])
             _link_once(upload.path, path)
     finally: upload.discard()

@@ -5,17 +5,19 @@
 # %% auto #0
 __all__ = ['INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPE_NAMES', 'DECLARED_NAME',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'item_date', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of',
-           'update_items', 'delete_items', 'create_edges']
+           'declare', 'item_date', 'fresh_item_ids', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run',
+           'rowid_of', 'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
 import re
 import secrets
+import time
 
 import orjson
+import sqlcipher3
 
-from .db import INSERT_ITEM, OwnerDatabase, PodFailure, describe_value, list_parameter, next_change
+from .db import INSERT_ITEM, NEXT_CHANGE, OwnerDatabase, PodFailure, describe_value, list_parameter, next_change
 
 
 # %% ../../nbs/server.store.ipynb #e2e3dff5
@@ -93,10 +95,15 @@ def item_date(item: dict, field: str, now: int, required: bool = False) -> int:
         raise PodFailure(400, f"{field} must be an integer number of milliseconds, got {describe_value(value)}")
     return value
 
+def fresh_item_ids(count: int) -> list:
+    "`count` ids the Pod makes: 32 hex digits each, the clock's milliseconds and then 80 random bits (one read of the system's randomness)."
+    stamp, noise = f"{time.time_ns() // 1_000_000:012x}", secrets.token_hex(10 * count)
+    return [stamp + noise[start:start + 20] for start in range(0, 20 * count, 20)]
+
 def new_item_id(item: dict) -> str:
-    "The id a new `item` gets: its own `id`, or a random one if it has none; a 400 failure for a malformed id."
+    "The id a new `item` gets: its own `id`, or a fresh one (`fresh_item_ids`) if it has none; a 400 failure for a malformed id."
     item_id = item.get("id")
-    if item_id is None: return secrets.token_hex(16)
+    if item_id is None: return fresh_item_ids(1)[0]
     if type(item_id) is not str or not ID_PATTERN.fullmatch(item_id):
         raise PodFailure(400, f"item id {str(item_id)[:40]!r} must be 6-36 letters, digits, - or _")
     return item_id
@@ -115,11 +122,16 @@ def _properties(database: OwnerDatabase, item: dict) -> str:
         elif value is not None: properties[name] = stored_value(name, value_type, value)
     return orjson.dumps(properties).decode()
 
-def _check_new_ids(database: OwnerDatabase, ids: list):
+def _insert_new(database: OwnerDatabase, rows: list):
+    "Insert the rows of new items (as `numbered` takes them); a 409 failure if two share an id, or if an id is taken."
+    ids = [row[1] for row in rows]
     if len(set(ids)) != len(ids): raise PodFailure(409, "the request creates two items with the same id")
-    taken = database.connection.execute(
-        "SELECT id FROM items WHERE id IN (SELECT value FROM json_each(?)) LIMIT 1", (list_parameter(ids),)).fetchone()
-    if taken: raise PodFailure(409, f"an item with id {taken[0]!r} already exists")
+    try: database.connection.executemany(INSERT_ITEM, numbered(database, rows))
+    except sqlcipher3.IntegrityError:  # the unique index on id met a taken one; the rows before it go with the transaction
+        taken = database.connection.execute("SELECT id FROM items WHERE id IN (SELECT value FROM json_each(?)) AND rowid < ? LIMIT 1",
+                                            (list_parameter(ids), rows[0][0])).fetchone()
+        if taken is None: raise
+        raise PodFailure(409, f"an item with id {taken[0]!r} already exists") from None
 
 # %% ../../nbs/server.store.ipynb #52fe6cbe
 def numbered(database: OwnerDatabase, rows: list) -> list:
@@ -128,29 +140,25 @@ def numbered(database: OwnerDatabase, rows: list) -> list:
     return [(*row, first + offset) for offset, row in enumerate(rows)]
 
 def create_items(database: OwnerDatabase, items: list, now: int) -> tuple:
-    "Store `items` (create_item payloads); `(ids, plugin_run_ids)`."
-    if type(items) is not list: raise PodFailure(400, "createItems must be an array of items")
+    "Store `items` (create_item payloads, of the shape `check_shape` passes); `(ids, plugin_run_ids)`."
     next_rowid = database.connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
-    ids, new_ids, item_rows, runs = [], [], [], []
+    ids, item_rows, runs = [], [], []
+    fresh = iter(fresh_item_ids(sum(item.get("id") is None for item in items)))
     for item in items:
-        if type(item) is not dict: raise PodFailure(400, f"an item must be a JSON object, got {describe_value(item)}")
-        item_type = item.get("type")
-        if type(item_type) is not str: raise PodFailure(400, f"an item needs a string type, got {describe_value(item_type)}")
+        item_type = item["type"]
         if item_type == "ItemPropertySchema":
             existing = declare(database, item)
             if existing and item.get("id") is None:
                 ids.append(existing)
                 continue
-        item_id, deleted = new_item_id(item), item.get("deleted", False)
-        if type(deleted) is not bool: raise PodFailure(400, f"deleted must be true or false, got {describe_value(deleted)}")
+        item_id, created, modified = item.get("id") or next(fresh), item.get("dateCreated"), item.get("dateModified")
         if item_type == "ItemPropertySchema": database.schema_ids.setdefault(item["propertyName"], item_id)
-        item_rows.append((next_rowid, item_id, item_type, item_date(item, "dateCreated", now),
-                          item_date(item, "dateModified", now), now, int(deleted), _properties(database, item)))
+        item_rows.append((next_rowid, item_id, item_type, now if created is None else created, now if modified is None else modified,
+                          now, int(item.get("deleted", False)), _properties(database, item)))
         if item_type == "PluginRun": runs.append(item_id)
-        ids.append(item_id); new_ids.append(item_id)
+        ids.append(item_id)
         next_rowid += 1
-    _check_new_ids(database, new_ids)
-    database.connection.executemany(INSERT_ITEM, numbered(database, item_rows))
+    _insert_new(database, item_rows)
     for run_id in runs: check_plugin_run(database, run_id)
     return ids, runs
 
@@ -201,7 +209,7 @@ def _apply_update(database: OwnerDatabase, rowid: int, date_modified: int, delet
         raise PodFailure(400, "a property declaration (ItemPropertySchema) can't be changed")
     patch = orjson.dumps(changes).decode() if changes else None
     connection.execute("UPDATE items SET dateModified = ?, dateServerModified = ?, deleted = coalesce(?, deleted), "
-                       "properties = iif(? IS NULL, properties, json_patch(properties, ?)) WHERE rowid = ?",
+                       f"properties = iif(? IS NULL, properties, json_patch(properties, ?)), changeSeq = {NEXT_CHANGE} WHERE rowid = ?",
                        (date_modified, now, None if deleted is None else int(deleted), patch, patch, rowid))
 
 def delete_items(database: OwnerDatabase, ids: list, now: int):
@@ -215,23 +223,20 @@ def delete_items(database: OwnerDatabase, ids: list, now: int):
 
 # %% ../../nbs/server.store.ipynb #acc50168
 def create_edges(database: OwnerDatabase, edges: list, now: int) -> list:
-    "Store `edges` (create_edge payloads); their ids."
-    if type(edges) is not list: raise PodFailure(400, "createEdges must be an array of edges")
+    "Store `edges` (create_edge payloads, of the shape `check_shape` passes); their ids."
     connection, ids = database.connection, []
     next_rowid = connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM items").fetchone()[0]
-    ends = _rowids(database, [edge.get(end) for edge in edges if type(edge) is dict for end in ("_source", "_target", "_self")])
+    ends = _rowids(database, [edge.get(end) for edge in edges for end in ("_source", "_target", "_self")])
     new_items, edge_rows, selves, given = [], [], set(), []
+    fresh = iter(fresh_item_ids(sum(edge.get("_self") is None for edge in edges)))
     for edge in edges:
-        if type(edge) is not dict: raise PodFailure(400, f"an edge must be a JSON object, got {describe_value(edge)}")
-        for field in ("_source", "_target", "_name"):
-            if type(edge.get(field)) is not str: raise PodFailure(400, f"an edge needs a string {field}")
         if edge.get("_self") is not None:
-            self_rowid = ends.get(edge["_self"]) if type(edge["_self"]) is str else None
+            self_rowid = ends.get(edge["_self"])
             if self_rowid is None: raise PodFailure(400, f"edge _self {str(edge['_self'])[:40]!r} is not an item")
             edge_id = edge["_self"]
             given.append(self_rowid)
         else:
-            self_rowid, edge_id, next_rowid = next_rowid, secrets.token_hex(16), next_rowid + 1
+            self_rowid, edge_id, next_rowid = next_rowid, next(fresh), next_rowid + 1
             new_items.append((self_rowid, edge_id, "Edge", now, now, now, 0, "{}"))
         for field in ("_source", "_target"):
             if edge[field] not in ends: raise PodFailure(404, f"edge {field} {edge[field][:40]!r} is not an item")

@@ -49,20 +49,22 @@ def items_by_rowid(database: OwnerDatabase, rowids: list) -> dict:
 _SELF, _OTHER = (", ".join(f"{alias}.{column.strip()}" for column in ITEM_COLUMNS.split(",")) for alias in ("s", "o"))
 EDGE_KEYS = (("[[edges]]", False), ("~[[edges]]", True))
 
-def edge_rows(database: OwnerDatabase, rowids: list, incoming: bool) -> dict:
-    "The rows of the edges of items `rowids` in one direction, as lists by the item's rowid: one query for all of them."
+def edge_rows(database: OwnerDatabase, rowids: list, incoming: bool, end_rows: dict) -> dict:
+    """The rows of the edges of items `rowids` in one direction, as lists by the item's rowid: one query for all of them.
+    The row of each item at an other end goes to `end_rows` (by rowid), once however many edges reach it."""
     root, other = ("target", "source") if incoming else ("source", "target")
     by_root = {}
     for row in database.connection.execute(
             f"SELECT e.{root}, e.name, {_SELF}, {_OTHER} FROM edges e JOIN items s ON s.rowid = e.self "
             f"JOIN items o ON o.rowid = e.{other} WHERE e.{root} IN (SELECT value FROM json_each(?)) "
             f"ORDER BY e.{root}, e.name, e.self", (_json_list(rowids),)):
-        by_root.setdefault(row[0], []).append(row)
+        by_root.setdefault(row[0], []).append(row[:11])
+        if row[10] not in end_rows: end_rows[row[10]] = row[10:]
     return by_root
 
-def edges_json(rows, ends: dict) -> list:
+def edges_json(rows, end_rows: dict, ends: dict) -> list:
     "The `[[edges]]` entries of one item from its `edge_rows`; `ends` keeps the JSON of each other end, made once however many edges reach it."
-    return [{**item_json(row[2:10]), "_edge": row[1], "_item": ends.get(row[10]) or ends.setdefault(row[10], item_json(row[10:]))}
+    return [{**item_json(row[2:10]), "_edge": row[1], "_item": ends.get(row[10]) or ends.setdefault(row[10], item_json(end_rows[row[10]]))}
             for row in rows]
 
 # %% ../../nbs/server.search.ipynb #661ed116
@@ -117,18 +119,18 @@ class Found:
     "The rows a search read: its items, which are edges' own items, and the edges asked for; `json` makes a slice of them JSON."
     def __init__(self, database: OwnerDatabase, rows: list, edge_keys: list):
         rowids = [row[0] for row in rows]
-        self.rows, self.selves, self.ends = rows, edge_selves(database, rowids) if rows else {}, {}
-        self.edges = {key: edge_rows(database, rowids, incoming) for key, incoming in edge_keys}
+        self.rows, self.selves, self.end_rows = rows, edge_selves(database, rowids) if rows else {}, {}
+        self.edges = {key: edge_rows(database, rowids, incoming, self.end_rows) for key, incoming in edge_keys}
 
     def __len__(self): return len(self.rows)
 
     def json(self, start: int = 0, stop: int = None) -> list:
         "The JSON objects of items `start` to `stop`, with their edges."
-        rows = self.rows[start:stop]
+        rows, ends = self.rows[start:stop], {}
         results = [item_json(row) for row in rows]
         _add_edge_ends(results, rows, self.selves)
         for key, by_root in self.edges.items():
-            for result, row in zip(results, rows): result[key] = edges_json(by_root.get(row[0], ()), self.ends)
+            for result, row in zip(results, rows): result[key] = edges_json(by_root.get(row[0], ()), self.end_rows, ends)
         return results
 
 def find(database: OwnerDatabase, query: dict) -> Found:

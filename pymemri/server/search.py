@@ -63,9 +63,9 @@ def edge_rows(database: OwnerDatabase, rowids: list, incoming: bool, end_rows: d
     return by_root
 
 def edges_json(rows, end_rows: dict, ends: dict) -> list:
-    "The `[[edges]]` entries of one item from its `edge_rows`; `ends` keeps the JSON of each other end, made once however many edges reach it."
-    return [{**item_json(row[2:10]), "_edge": row[1], "_item": ends.get(row[10]) or ends.setdefault(row[10], item_json(end_rows[row[10]]))}
-            for row in rows]
+    "The `[[edges]]` entries of one item from its `edge_rows`; `ends` keeps each other end's JSON, made once for all its edges."
+    return [{**item_json(row[2:10]), "_edge": row[1],
+             "_item": ends.get(row[10]) or ends.setdefault(row[10], item_json(end_rows[row[10]]))} for row in rows]
 
 # %% ../../nbs/server.search.ipynb #661ed116
 BASE_FILTERS = {"id": str, "type": str, "deleted": bool, "dateCreated": int, "dateModified": int,

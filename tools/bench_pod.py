@@ -81,7 +81,8 @@ PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool
 OLD_CLIENT = "pymemri==0.0.38"
 GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "paging_ratio_to_raw_read": (">=", 0.5), "paging_ratio_to_old_client": (">=", 10.0),
          "get_item_ratio": ("<=", 1.5), "search_ratio": ("<=", 3.0), "server_rss_mb": ("<=", 250.0),
-         "million_rate_last_to_first": (">=", 0.8), "million_client_rss_growth_mb": ("<=", 50.0), "million_server_rss_growth_mb": ("<=", 50.0)}
+         "million_rate_last_to_first": (">=", 0.8), "million_client_rss_growth_mb": ("<=", 50.0),
+         "million_server_rss_growth_mb": ("<=", 50.0)}
 
 
 def make_dogs(count: int) -> list:

@@ -275,10 +275,12 @@ def old_client_python() -> Path:
     venv = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pymemri-bench" / OLD_CLIENT.replace("==", "-")
     python, installed = venv / "bin" / "python", venv / "installed"
     if installed.exists(): return python
-    shutil.rmtree(venv, ignore_errors=True)  # what a failed or interrupted install left
+    shutil.rmtree(venv, ignore_errors=True)  # what an interrupted install left
     for command in ([sys.executable, "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", "-q", OLD_CLIENT]):
         done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0: raise RuntimeError(f"{' '.join(command[-3:])} failed: {(done.stderr or done.stdout)[-500:]}")
+        if done.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise RuntimeError(f"{' '.join(command[-3:])} failed: {(done.stderr or done.stdout)[-500:]}")
     installed.touch()
     return python
 

@@ -5,6 +5,7 @@ Run it from the repository, in the project's environment:
     python tools/bench_pod.py                  # full size: 100,000 Dogs (a few minutes)
     python tools/bench_pod.py --items 5000     # quick check
     python tools/bench_pod.py --http httptools # serve with another uvicorn HTTP parser (needs it installed)
+    python tools/bench_pod.py --old-client off # without the 2022 client (whose first run installs it, see below)
 
 It starts the Pod as a separate process (`start_pod`, so the load generator does not share its GIL and
 its memory can be read from /proc), drives it over HTTP with `requests`, and prints one JSON object.
@@ -47,6 +48,11 @@ Figures:
   pymemri's client pages (`_limit`, then `dateServerModified>=` one past the last). `raw_read_items_per_s`: the
   same rows read straight from the two raw databases, a page of items and then one query for their edges with
   both end items, without making JSON. `paging_ratio_to_raw_read` = paging / raw read. Goal ≥ 0.5.
+- `old_client_paging_items_per_s`: the same paging through the 2022 client, pymemri 0.0.38, as its users page
+  (`PodClient.search_paginate` of all Dogs, edges included, into item objects; tools/old_client_paging.py),
+  run in a virtual environment of its own made once under ~/.cache/pymemri-bench (its dependencies clash with
+  today's). `paging_ratio_to_old_client` = paging / that. Goal ≥ 10. `--old-client off` leaves it out; if the
+  environment can't be made, `old_client_error` says why and the ratio to the raw read stands alone.
 - `server_rss_mb`: VmRSS of the server process after the import and the reads (`server_peak_rss_mb`: its VmHWM).
   Goal ≤ 250.
 - With `--million N` (off by default; N = 1000000 takes about a minute per 40,000 items/s): N more Dogs, each
@@ -63,6 +69,7 @@ import secrets
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,9 +86,11 @@ from pymemri.server.store import fresh_item_ids
 from benchkit import pod_process
 
 PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool"}
-GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "paging_ratio_to_raw_read": (">=", 0.5), "get_item_ratio": ("<=", 1.5),
-         "search_ratio": ("<=", 3.0), "server_rss_mb": ("<=", 250.0), "million_rate_last_to_first": (">=", 0.8),
-         "million_client_rss_growth_mb": ("<=", 50.0), "million_server_rss_growth_mb": ("<=", 50.0)}
+OLD_CLIENT = "pymemri==0.0.38"
+GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "paging_ratio_to_raw_read": (">=", 0.5), "paging_ratio_to_old_client": (">=", 10.0),
+         "get_item_ratio": ("<=", 1.5), "search_ratio": ("<=", 3.0), "server_rss_mb": ("<=", 250.0),
+         "million_rate_last_to_first": (">=", 0.8), "million_client_rss_growth_mb": ("<=", 50.0),
+         "million_server_rss_growth_mb": ("<=", 50.0)}
 
 
 def make_dogs(count: int) -> list:
@@ -300,6 +309,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def old_client_python() -> Path:
+    "The Python of a virtual environment holding the 2022 client, made on first use under the user's cache folder."
+    venv = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pymemri-bench" / OLD_CLIENT.replace("==", "-")
+    python, installed = venv / "bin" / "python", venv / "installed"
+    if installed.exists(): return python
+    shutil.rmtree(venv, ignore_errors=True)  # what an interrupted install left
+    for command in ([sys.executable, "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", "-q", OLD_CLIENT]):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise RuntimeError(f"{' '.join(command[-3:])} failed: {(done.stderr or done.stdout)[-500:]}")
+    installed.touch()
+    return python
+
+
+def bench_old_client(python: Path, client: Client, page: int) -> tuple:
+    "Items per second for paging every Dog back with its edges through the 2022 client, and how many it read."
+    script = Path(__file__).with_name("old_client_paging.py")
+    done = subprocess.run([str(python), str(script), client.url, client.owner, client.auth["databaseKey"], str(page)],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0: raise RuntimeError(f"the 2022 client failed: {done.stderr[-2000:]}")
+    found = json.loads(done.stdout.splitlines()[-1])
+    return found["items_per_s"], found["items"]
+
+
+def old_client_figures(python, client: Client, page: int, expected: int, paging_per_s: float) -> dict:
+    "The 2022 client's paging figures, or why there are none (`python` is then the reason its environment is missing)."
+    if not isinstance(python, Path): return {"old_client_error": python}
+    old_per_s, paged = bench_old_client(python, client, page)
+    assert paged == expected, (paged, expected)
+    return {"old_client_paging_items_per_s": round(old_per_s), "paging_ratio_to_old_client": round(paging_per_s / old_per_s, 3)}
+
+
 def own_rss_mb() -> float: return memory_mb(os.getpid())["VmRSS"]
 
 
@@ -326,9 +368,11 @@ def bench_million(client: Client, total: int, batch: int, server_pid: int) -> di
             "million_server_rss_growth_mb": round(tenths[-1]["server_rss_mb"] - tenths[0]["server_rss_mb"], 1)}
 
 
-def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> dict:
+def run(items: int, batch: int, http: str, folder: Path, million: int = 0, old_client: bool = True) -> dict:
     key, owner = secrets.token_hex(32).upper(), secrets.token_hex(32)
     dogs = make_dogs(items)
+    try: old_python = old_client_python() if old_client else None
+    except (OSError, RuntimeError) as error: old_python = str(error)
     one_row_runs = [bench_one_row(folder / "one-row-before", key, dogs, batch)]
     raw_runs = [bench_raw(folder / "raw-before", key, dogs, batch)]
     normal_runs = [bench_raw(folder / "raw-normal-before", key, dogs, batch, "NORMAL")]
@@ -343,6 +387,7 @@ def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> di
             prop_ms, id_ms = bench_search(client, dogs)
             paging_per_s, paged = bench_paging(client, batch)
             assert paged == len(dogs), (paged, len(dogs))
+            old = old_client_figures(old_python, client, batch, len(dogs), paging_per_s) if old_client else {}
             memory = {name: max(memory[name], value) for name, value in memory_mb(server.pid).items()}
             big = bench_million(Client(url, secrets.token_hex(32), key), million, batch, server.pid) if million else {}
         except BaseException:
@@ -371,7 +416,7 @@ def run(items: int, batch: int, http: str, folder: Path, million: int = 0) -> di
                "search_prop_ms": round(prop_ms, 3), "search_id_ms": round(id_ms, 3),
                "search_ratio": round(prop_ms / id_ms, 3),
                "paging_items_per_s": round(paging_per_s), "raw_read_items_per_s": round(raw_read_per_s),
-               "paging_ratio_to_raw_read": round(paging_per_s / raw_read_per_s, 3),
+               "paging_ratio_to_raw_read": round(paging_per_s / raw_read_per_s, 3), **old,
                "server_rss_mb": round(memory["VmRSS"], 1), "server_peak_rss_mb": round(memory["VmHWM"], 1), **big}
     figures["goals"] = {name: figures[name] >= limit if sign == ">=" else figures[name] <= limit
                         for name, (sign, limit) in GOALS.items() if name in figures}
@@ -386,10 +431,12 @@ def main():
                         help="auto: the start_pod script as is; else uvicorn with that HTTP parser")
     parser.add_argument("--million", type=int, default=0, metavar="N",
                         help="also send N Dogs (1000000 for the big-data check) in cut bulks, watching rate and memory (off by default)")
+    parser.add_argument("--old-client", default="on", choices=("on", "off"),
+                        help=f"on: also page through the 2022 client ({OLD_CLIENT}, installed once into ~/.cache/pymemri-bench)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up on `kill` too
     folder = Path(tempfile.mkdtemp(prefix="bench_pod_"))
-    try: print(json.dumps(run(args.items, args.batch, args.http, folder, args.million), indent=1))
+    try: print(json.dumps(run(args.items, args.batch, args.http, folder, args.million, args.old_client == "on"), indent=1))
     finally: shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -15,8 +15,7 @@ import requests
 
 from ..pod.api import DEFAULT_POD_ADDRESS
 from ..pod.client import PodClient
-from ..pod.keys import CLIError, cli_errors, generate_random_key, keys_path, read_keys, write_keys
-from .pluginbase import PluginError
+from ..pod.keys import CLIError, cli_errors, generate_random_key, keys_path, read_keys, write_keys  # the tools import the first two from here
 
 # %% ../../nbs/plugin.cli_options.ipynb #4bccb55c
 def pod_options(

@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -317,15 +316,16 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
     flags = dict(locals())  # a flag's name is the setting's name
     owners = owners or os.environ.get("POD_OWNER_HASHES")
     with cli_errors(ValueError, DataFolderLocked):  # the settings' and create_app's refusals are one line too
-        settings = PodSettings(**{**flags, "data_dir": data_dir or default_data_dir(), "owners": owners or "ANY",
-                                  "smtp_password": os.environ.get("EMAIL_SMTP_PASSWORD")})
+        settings = PodSettings(**{**flags, "data_dir": data_dir or default_data_dir(), "owners": owners or "ANY",  # "ANY" until
+                                  "smtp_password": os.environ.get("EMAIL_SMTP_PASSWORD")})  # the stored owner is read, below
         try: sock = listening_socket(host, port)
         except OSError as error:
             raise CLIError(f"can't listen on {host}:{port} ({error.strerror}); is a Pod already running there? "
                            "Choose another --port") from None
         os.umask(0o077)
         raise_open_file_limit()
-        app = create_app(settings if owners else replace(settings, owners=stored_owner()))
+        if not owners: settings = replace(settings, owners=stored_owner())  # once the port is taken: a taken port is said first
+        app = create_app(settings)
     print(f"pymemri Pod on http://{host}:{port}, data in {settings.data_dir}", flush=True)
     server = pod_uvicorn(app, log_config=log_config(LOG_LEVELS[settings.log_level]))
     try: server.serve_until_signal([sock])

@@ -15,7 +15,8 @@ import requests
 
 from ..pod.api import DEFAULT_POD_ADDRESS
 from ..pod.client import PodClient
-from ..pod.keys import CLIError, cli_errors, generate_random_key, keys_path, read_keys, write_keys  # the tools import the first two from here
+from ..pod.keys import CLIError, cli_errors  # the plugin tools take them from here
+from ..pod.keys import generate_random_key, keys_path, read_keys, write_keys
 
 # %% ../../nbs/plugin.cli_options.ipynb #4bccb55c
 def pod_options(

@@ -10,6 +10,7 @@ __all__ = ['RUNS_FILE', 'STOP_GRACE', 'POD_STOPPED', 'POD_STOPPED_BEFORE', 'POD_
 # %% ../../nbs/server.runs.ipynb #f477c487
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -32,7 +33,7 @@ def plugin_launches(call: PodCall, run_ids: list) -> list:
         run = get_item(call.database, run_id)[0]
         if run.get("status") in FINAL_STATES: continue
         target = get_item(call.database, run["targetItemId"])[0]
-        launches.append(PluginLaunch(call.owner, run_id, run["containerImage"], call.state.pod_address, target,
+        launches.append(PluginLaunch(call.owner, run_id, run["containerImage"], call.state.settings.plugins_callback_address, target,
                                      call.state.authority.issue(call.key, call.owner, run_id)))
     return launches
 
@@ -224,7 +225,7 @@ def _reap(self: RunSupervisor):
         reaper = self.launcher if type(self.launcher).__name__ == entry["launcher"] else None
         try:
             if reaper is None and entry["launcher"] in LAUNCHER_RUNNERS:
-                reaper = make_launcher(LAUNCHER_RUNNERS[entry["launcher"]], self.state.data_dir)
+                reaper = make_launcher(replace(self.state.settings, plugin_runner=LAUNCHER_RUNNERS[entry["launcher"]]))
             if hasattr(reaper, "reap"): reaper.reap(entry["record"])
         except Exception as error: logger.warning("could not stop what a dead Pod started (%s): %s", entry["launcher"], error)
         with self._lock:

@@ -335,12 +335,5 @@ def make_launcher(settings, on_exit=None):
     if runner == "kubernetes":
         from pymemri.server.kubernetes import KubernetesLauncher
         options = {name.removeprefix("kubernetes_"): value for name, value in vars(settings).items() if name.startswith("kubernetes_")}
-        launcher = KubernetesLauncher(logs, on_exit, public_domain=settings.plugins_public_domain, **options)
-        threading.Thread(target=_reap_orphans, args=(launcher,), daemon=True, name="pymemri-kubernetes-orphans").start()
-        return launcher
+        return KubernetesLauncher(logs, on_exit, public_domain=settings.plugins_public_domain, **options)
     raise ValueError(f"--plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}, not {runner!r}")
-
-def _reap_orphans(launcher):
-    "Stop the Jobs a previous life of this Pod left behind (it crashed), saying so in the log when that fails."
-    try: launcher.reap_orphans(launcher.grace)
-    except Exception as error: logger.warning("could not look for Kubernetes Jobs a previous Pod left: %s", str(error)[:300])

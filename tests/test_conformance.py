@@ -732,8 +732,8 @@ def test_54_send_email_without_smtp(pod, caplog):
 
 
 def test_54_send_email_through_a_relay(start_server, smtp_relay):
-    smtp = {"relay": "localhost", "port": smtp_relay.port, "user": "pod@example.org", "password": "relay password"}
-    pod = PodCaller(start_server(smtp={**smtp, "cafile": str(smtp_relay.certificate)}).url)
+    smtp = {"smtp_relay": "localhost", "smtp_port": smtp_relay.port, "smtp_user": "pod@example.org", "smtp_password": "relay password"}
+    pod = PodCaller(start_server(**smtp, smtp_cafile=str(smtp_relay.certificate)).url)
     assert pod.call("send_email", {"to": "owner@example.org", "subject": "done", "body": "Your import finished."}) == {}
     assert smtp_relay.logins == [[b"pod@example.org", b"relay password"]]
     [message] = smtp_relay.messages
@@ -743,7 +743,7 @@ def test_54_send_email_through_a_relay(start_server, smtp_relay):
     assert_failure(pod.post("send_email", {"to": "owner@example.org", "subject": "a\nBcc: x@y.z", "body": "b"}),
                    400, "line")
     # A relay whose certificate the Pod can't verify never sees the password.
-    untrusting = PodCaller(start_server(smtp=smtp).url)
+    untrusting = PodCaller(start_server(**smtp).url)
     assert_failure(untrusting.post("send_email", {"to": "owner@example.org", "subject": "s", "body": "b"}), 400, "SSL")
     assert len(smtp_relay.logins) == 1 and len(smtp_relay.messages) == 1
 

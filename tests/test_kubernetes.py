@@ -23,6 +23,7 @@ import pytest
 from conftest import PodCaller, free_port, start_pod_command, wait_for, wait_until_serving
 from pymemri.plugin.cli import create_run
 from pymemri.pod.client import PodClient
+from pymemri.server.app import PodSettings
 from pymemri.server.launchers import PluginLaunch, make_launcher, plugin_log_path
 from pymemri.testing.notes_service import NotesService
 from test_launchers_integration import (PLUGIN, base_image, debian_root, docker, notes_account, notes_service, on_ci,  # noqa: F401
@@ -225,8 +226,9 @@ def test_container_out_of_memory(kube, base_image, tmp_path):
         ["python3", "-c", "print('taking memory', flush=True); hog = bytearray(400 * 2**20); print('not killed')"]))
     docker("build", "--quiet", "--tag", image, str(tmp_path))
     ends = []
-    launcher = make_launcher("kubernetes", tmp_path / "data", on_exit=lambda launch, code, reason: ends.append((code, reason)),
-                             kubernetes_namespace=kube.namespace, kubernetes_pull="never", kubernetes_limits="memory=64Mi")
+    settings = PodSettings(tmp_path / "data", plugin_runner="kubernetes", kubernetes_namespace=kube.namespace, kubernetes_pull="never",
+                           kubernetes_limits="memory=64Mi")
+    launcher = make_launcher(settings, on_exit=lambda launch, code, reason: ends.append((code, reason)))
     launch = PluginLaunch("0f" * 32, secrets.token_hex(16), image, "http://localhost:1", {}, {"data": {}})
     try:
         launcher.launch(launch)
@@ -300,9 +302,9 @@ def test_start_pod_stops_its_jobs_when_it_stops(kube, plugin_image, notes_servic
 
 
 def test_launcher_options():
-    launcher = make_launcher("kubernetes", "/nowhere", kubernetes_namespace="plugins", kubernetes_pull="missing",
-                             kubernetes_requests="cpu=100m", kubernetes_limits="memory=1Gi", kubernetes_deadline=600,
-                             kubernetes_service_account="plugins", kubernetes_host_network=True)
+    launcher = make_launcher(PodSettings("/nowhere", plugin_runner="kubernetes", kubernetes_namespace="plugins", kubernetes_pull="missing",
+                                         kubernetes_requests="cpu=100m", kubernetes_limits="memory=1Gi", kubernetes_deadline=600,
+                                         kubernetes_service_account="plugins", kubernetes_host_network=True))
     assert (launcher.namespace, launcher.pull, launcher.requests, launcher.limits, launcher.deadline, launcher.service_account,
             launcher.host_network) == ("plugins", "missing", {"cpu": "100m"}, {"memory": "1Gi"}, 600, "plugins", True)
     refused = subprocess.run(["start_pod", "--owners", "ANY", "--port", str(free_port()), "--kubernetes_pull", "sometimes"],

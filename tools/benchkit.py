@@ -26,7 +26,7 @@ def _pod_command(data_dir: Path, port: int, http: str) -> list:
         return [str(script) if script.exists() else "start_pod", "--port", str(port), "--data_dir", str(data_dir),
                 "--log_level", "warning", "--owners", "ANY"]
     code = ("import sys, uvicorn; from pymemri.server.app import create_app; "
-            "uvicorn.run(create_app(sys.argv[1], pod_address=f'http://localhost:{sys.argv[2]}'), host='127.0.0.1', "
+            "uvicorn.run(create_app(sys.argv[1], port=int(sys.argv[2])), host='127.0.0.1', "
             "port=int(sys.argv[2]), http=sys.argv[3], log_level='warning', access_log=False)")
     return [sys.executable, "-c", code, str(data_dir), str(port), http]
 

@@ -18,7 +18,7 @@ from ..pod.api import PodNotFound
 from ..pod.client import PodClient
 from ..pod.keys import generate_random_key, keys_path, plugin_log_path, write_keys
 from .cli_options import CLIError, cli_errors, connected_client, with_pod_options
-from .pluginbase import parse_config
+from .pluginbase import PluginError, parse_config
 from .runner import (EXIT_CODES, PROGRESS_FORMAT, PrintsAboveBar, metadata_account, read_json_file, read_metadata,
                                    run_plugin, store_run, update_bar)
 from .states import FINAL_STATES, RunStatus, wait_for_status
@@ -113,7 +113,7 @@ def simulate_run_plugin_from_frontend(
     timeout: float = None,  # Stop following the run after this many seconds
     **pod):  # The Pod address and keys (see `pod_options`)
     "Start a plugin through the Pod, as the app does, and follow its run until it ends."
-    with cli_errors():
+    with cli_errors(PluginError):
         plugin_metadata = read_metadata(metadata) if metadata else _metadata_from_path(plugin_path)
         config = read_json_file(config_file, "config file") if config_file else None
         with connected_client(**pod) as (client, server):

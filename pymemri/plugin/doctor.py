@@ -302,7 +302,7 @@ def plugin_doctor(pod_full_address: str = None,  # Pod address (default: $POD_AD
                   docker: store_true = False,  # Check the Docker runner too: docker answers, and the plugin's image is here
                   **pod):  # The owner and database keys (see `pod_options`)
     "Check what a plugin run needs, one line each (✔, or ✘ and the fix); exit 1 if anything is ✘."
-    with cli_errors():
+    with cli_errors(PluginError):
         report = diagnose(Checkup(), pod_full_address, pod.get("owner_key"), pod.get("database_key"), metadata, plugin_path, config_file,
                           account_id, docker)
         report.say(f"{report.failures} check{'s' * (report.failures != 1)} failed" if report.failures else "All checks passed")

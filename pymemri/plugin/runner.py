@@ -265,7 +265,7 @@ def run_plugin(plugin_run_id: str = None,  # Run the PluginRun with this id from
                reset_state: store_true = False,  # Forget the plugin's saved state (its checkpoints) and start over
                **pod):  # The Pod address and keys (see `pod_options`)
     "Run a plugin in this process, against a Pod."
-    with cli_errors():
+    with cli_errors(PluginError):
         environment = pod_environment() if read_args_from_env else {}
         plugin_metadata = read_metadata(metadata) if metadata else None
         if about: return print(describe_plugin(plugin_metadata))

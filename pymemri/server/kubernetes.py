@@ -351,12 +351,11 @@ def abort(self: KubernetesLauncher, run_id: str, grace: int = 10):
 
 @patch
 def stop(self: KubernetesLauncher, grace: int = 10):
-    "End every run this launcher started, and the Jobs a previous life of this Pod left; return when they ended."
+    "End every run this launcher started; return when they ended."
     with self._lock: runs = list(self.runs.values())
     threads = [threading.Thread(target=self._end, args=(run, None, "the Pod stopped", grace, True)) for run in runs]
     for thread in threads: thread.start()
     for thread in threads: thread.join()
-    if self._api is not None: self.reap_orphans(grace)
     self._closing.set()
     self._watches = []
 

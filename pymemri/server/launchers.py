@@ -327,20 +327,13 @@ def clear(self: LaunchQueue) -> list:
 # %% ../../nbs/server.launchers.ipynb #c3bb547a
 PLUGIN_RUNNERS = ("process", "docker", "kubernetes")
 
-def make_launcher(plugin_runner: str, data_dir: Path, on_exit=None, docker_network: str = "host", docker_pull: str = "always",
-                  public_domain: str = None, **kubernetes_options):
-    "The launcher called `plugin_runner`, keeping logs under `data_dir/logs`; `kubernetes_namespace=` and the like go to Kubernetes'."
-    if plugin_runner == "process": return ProcessLauncher(Path(data_dir) / "logs", on_exit)
-    if plugin_runner == "docker": return DockerLauncher(Path(data_dir) / "logs", on_exit, docker_network, docker_pull)
-    if plugin_runner == "kubernetes":
+def make_launcher(settings, on_exit=None):
+    "The launcher `settings.plugin_runner` names, logging under `data_dir/logs`, with its `docker_*` or `kubernetes_*` settings."
+    logs, runner = Path(settings.data_dir) / "logs", settings.plugin_runner
+    if runner == "process": return ProcessLauncher(logs, on_exit)
+    if runner == "docker": return DockerLauncher(logs, on_exit, settings.docker_network, settings.docker_pull)
+    if runner == "kubernetes":
         from pymemri.server.kubernetes import KubernetesLauncher
-        options = {name.removeprefix("kubernetes_"): value for name, value in kubernetes_options.items()}
-        launcher = KubernetesLauncher(Path(data_dir) / "logs", on_exit, public_domain=public_domain, **options)
-        threading.Thread(target=_reap_orphans, args=(launcher,), daemon=True, name="pymemri-kubernetes-orphans").start()
-        return launcher
-    raise ValueError(f"plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}, not {plugin_runner!r}")
-
-def _reap_orphans(launcher):
-    "Stop the Jobs a previous life of this Pod left behind (it crashed), saying so in the log when that fails."
-    try: launcher.reap_orphans(launcher.grace)
-    except Exception as error: logger.warning("could not look for Kubernetes Jobs a previous Pod left: %s", str(error)[:300])
+        options = {name.removeprefix("kubernetes_"): value for name, value in vars(settings).items() if name.startswith("kubernetes_")}
+        return KubernetesLauncher(logs, on_exit, public_domain=settings.plugins_public_domain, **options)
+    raise ValueError(f"--plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}, not {runner!r}")

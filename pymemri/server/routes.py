@@ -107,7 +107,7 @@ def bulk(call: PodCall = Depends(pod_call)):
         delete_items(database, payload.get("deleteItems", []), now)
         ended = runs_moved(call, before)
         edge_ids = create_edges(database, payload.get("createEdges", []), now)
-        found = search_replies(database, payload.get("search", []), call.state.reply_limit)
+        found = search_replies(database, payload.get("search", []), call.state.settings.max_reply_bytes)
         launches = plugin_launches(call, runs)
     start_plugins(call, launches)
     end_runs(call, ended)
@@ -204,7 +204,7 @@ EMAIL_FOOTER = "This is an automated message from a Memri plugin. Please do not 
 
 def send_email(call: PodCall = Depends(pod_call)):
     "Send an email to the owner (or log it, without an SMTP relay)."
-    payload, smtp = call.payload, call.state.smtp
+    payload, smtp = call.payload, call.state.settings.smtp
     if not smtp:
         logger.info("email to %s not sent (no SMTP relay configured): %s", payload["to"], payload["subject"])
         return json_reply({})
@@ -235,7 +235,7 @@ def graphql_route(call: PodCall = Depends(pod_call)):
     "The items a GraphQL query (parsed by `check_shape`) selects, as the reply's `data`."
     with call.database.read():
         selection = check_query(call.database, call.payload)
-        return json_reply({"data": run_query(call.database, selection, max_bytes=call.state.reply_limit)})
+        return json_reply({"data": run_query(call.database, selection, max_bytes=call.state.settings.max_reply_bytes)})
 
 # %% ../../nbs/server.routes.ipynb #fe8740bc
 JSON_ROUTES = {"create_item": create_item, "get_item": get_item_route, "update_item": update_item,

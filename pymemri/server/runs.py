@@ -10,6 +10,7 @@ __all__ = ['RUNS_FILE', 'STOP_GRACE', 'POD_STOPPED', 'POD_STOPPED_BEFORE', 'POD_
 # %% ../../nbs/server.runs.ipynb #f477c487
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -32,7 +33,7 @@ def plugin_launches(call: PodCall, run_ids: list) -> list:
         run = get_item(call.database, run_id)[0]
         if run.get("status") in FINAL_STATES: continue
         target = get_item(call.database, run["targetItemId"])[0]
-        launches.append(PluginLaunch(call.owner, run_id, run["containerImage"], call.state.pod_address, target,
+        launches.append(PluginLaunch(call.owner, run_id, run["containerImage"], call.state.settings.plugins_callback_address, target,
                                      call.state.authority.issue(call.key, call.owner, run_id)))
     return launches
 
@@ -202,7 +203,7 @@ def stop(self: RunSupervisor, grace: float = STOP_GRACE):
 def recover(self: RunSupervisor):
     "On start: the runs a Pod that died left behind are to be marked `error`, and what it started is stopped."
     try: saved = orjson.loads(self.path.read_bytes())
-    except FileNotFoundError: return
+    except FileNotFoundError: saved = {}
     except (OSError, orjson.JSONDecodeError) as error: return logger.warning("could not read %s: %s", self.path.name, error)
     with self._lock:
         for mark in saved.get("unsettled", []): self.unsettled[mark["owner"], mark["run"]] = mark
@@ -215,21 +216,25 @@ def recover(self: RunSupervisor):
         self._save()
     if saved.get("runs"): logger.warning("the last Pod on this data folder stopped unexpectedly; its plugin runs (%d) will be "
                                          "marked error, and what it started is stopped", len(saved["runs"]))
-    if self.reaping: threading.Thread(target=self._reap, daemon=True, name="reap-plugins").start()
+    if self.reaping or hasattr(self.launcher, "reap_orphans"):
+        threading.Thread(target=self._reap, daemon=True, name="reap-plugins").start()
 
 @patch
 def _reap(self: RunSupervisor):
-    "Stop, one by one, what a dead Pod started, with a launcher of the kind that started it."
+    "Stop, one by one, what a dead Pod started, with a launcher of the kind that started it; then what it left unrecorded."
     for entry in list(self.reaping):
         reaper = self.launcher if type(self.launcher).__name__ == entry["launcher"] else None
         try:
             if reaper is None and entry["launcher"] in LAUNCHER_RUNNERS:
-                reaper = make_launcher(LAUNCHER_RUNNERS[entry["launcher"]], self.state.data_dir)
+                reaper = make_launcher(replace(self.state.settings, plugin_runner=LAUNCHER_RUNNERS[entry["launcher"]]))
             if hasattr(reaper, "reap"): reaper.reap(entry["record"])
         except Exception as error: logger.warning("could not stop what a dead Pod started (%s): %s", entry["launcher"], error)
         with self._lock:
             self.reaping.remove(entry)
             self._save()
+    if hasattr(self.launcher, "reap_orphans"):  # a launcher that can find what an earlier Pod started (Kubernetes, by label)
+        try: self.launcher.reap_orphans()
+        except Exception as error: logger.warning("could not look for plugins a previous Pod left: %s", str(error)[:300])
 
 @patch
 def settle(self: RunSupervisor, owner: str, database: OwnerDatabase):

@@ -13,9 +13,9 @@ import os
 import resource
 import signal
 import socket
-import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import h11
@@ -25,11 +25,10 @@ from fastcore.script import bool_arg, call_parse
 from uvicorn.config import LOG_LEVELS
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..pod.keys import keys_path, pymemri_home, read_keys
-from .app import close_pod, create_app
+from ..pod.keys import CLIError, cli_errors, keys_path, pymemri_home, read_keys
+from .app import PodSettings, close_pod, create_app
 from .auth import owner_hash
 from .calls import PodState, failure_reply, logger
-from .launchers import PLUGIN_RUNNERS
 from .private import DataFolderLocked, RepeatedLog, log_config
 
 # %% ../../nbs/server.serve.ipynb #9af7482b
@@ -40,10 +39,9 @@ def default_data_dir() -> Path:
 class PodServer:
     "The embedded Pod, served from a background thread."
     def __init__(self, data_dir: Path = None, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
-                 max_connections: int = None, **app_options):
+                 **app_options):  # what `create_app` takes: the launcher, the clock, and `PodSettings` by name
         self.data_dir = Path(data_dir or default_data_dir()).expanduser()
         self.host, self.port, self.log_level, self.app_options = host, port, log_level, app_options
-        self.max_connections = max_connections
         self.url, self.app, self._server, self._thread = None, None, None, None
 
     def __repr__(self): return f"PodServer({self.url or 'not started'}, data in {self.data_dir})"
@@ -211,12 +209,12 @@ class Overload:
         finally: self.serving -= 1
 
 # %% ../../nbs/server.serve.ipynb #0fd1a006
-def pod_uvicorn(app, log_level: str, max_connections: int = None, **config) -> PodUvicorn:
-    "A `PodUvicorn` serving `app` within the open-file limit, with `Overload` in front."
+def pod_uvicorn(app, **config) -> PodUvicorn:
+    "A `PodUvicorn` serving `app` with its `log_level` and `max_connections` settings (default: the open-file limit), `Overload` in front."
     state = app.state.pod
-    connections, requests = connection_limits(state, max_connections)
-    config = uvicorn.Config(Overload(app, requests, state.errors, state.feed), log_level=log_level, access_log=False, lifespan="off",
-                            http=H11WithHeadTimeout, loop="asyncio", **config)
+    connections, requests = connection_limits(state, state.settings.max_connections)
+    config = uvicorn.Config(Overload(app, requests, state.errors, state.feed), log_level=state.settings.log_level, access_log=False,
+                            lifespan="off", http=H11WithHeadTimeout, loop="asyncio", **config)
     return PodUvicorn(config, connections, state.errors, state.feed)
 
 # %% ../../nbs/server.serve.ipynb #679f31d8
@@ -229,11 +227,12 @@ def start(self: PodServer) -> PodServer:
     sock = listening_socket(self.host, self.port)
     self.port = sock.getsockname()[1]
     self.url = f"http://{self.host}:{self.port}"
-    try: self.app = create_app(self.data_dir, pod_address=self.url, **self.app_options)
+    options = {"plugins_callback_address": self.url, **self.app_options}
+    try: self.app = create_app(self.data_dir, host=self.host, port=self.port, log_level=self.log_level, **options)
     except BaseException:
         sock.close()
         raise
-    self._server = pod_uvicorn(self.app, self.log_level, self.max_connections, timeout_keep_alive=30)
+    self._server = pod_uvicorn(self.app, timeout_keep_alive=30)
     self._thread = threading.Thread(target=_serve, args=(self, sock), daemon=True, name=f"pymemri-pod-{self.port}")
     self._thread.start()
     for _ in range(500):
@@ -270,12 +269,12 @@ def serve_until_signal(self: PodUvicorn, sockets: list) -> str:
 
 # %% ../../nbs/server.serve.ipynb #48c3dc92
 def stored_owner() -> str:
-    "The owner list of a Pod that serves only the owner in the stored keys; exits with one line if there is none."
+    "The owner list of a Pod that serves only the owner in the stored keys; a `CLIError` if there is none."
     if not keys_path().exists():
-        sys.exit(f"Error: no stored keys at {keys_path()} to take the owner from; run store_keys first, "
-                 "or pass --owners ANY to serve every owner")
+        raise CLIError(f"no stored keys at {keys_path()} to take the owner from; run store_keys first, "
+                       "or pass --owners ANY to serve every owner")
     try: return owner_hash(read_keys()[0])
-    except ValueError as error: sys.exit(f"Error: {error}; or pass --owners ANY")
+    except ValueError as error: raise CLIError(f"{error}; or pass --owners ANY") from None
 
 def raise_open_file_limit():
     "Raise this process's open-file limit to its hard limit, where the system allows: connections, databases and files share it."
@@ -314,33 +313,21 @@ def start_pod(host: str = "127.0.0.1",  # Address to listen on (0.0.0.0 opens th
               max_connections: int = None,  # Connections kept open; more wait (default: what the open-file limit allows)
               log_level: str = "info"):  # Server log level: trace, debug, info, warning or error
     "Run the embedded Pod in the foreground until interrupted."
-    if plugin_runner not in PLUGIN_RUNNERS: sys.exit(f"Error: --plugin_runner must be one of {', '.join(PLUGIN_RUNNERS)}")
-    if log_level.lower() not in LOG_LEVELS: sys.exit(f"Error: --log_level must be one of {', '.join(LOG_LEVELS)}")
-    for flag, pull in (("docker_pull", docker_pull), ("kubernetes_pull", kubernetes_pull)):
-        if pull not in ("always", "missing", "never"): sys.exit(f"Error: --{flag} must be always, missing or never")
-    if min(max_plugin_runs, max_plugin_runs_per_owner, max_reply_mb, max_connections or 1) < 1:
-        sys.exit("Error: the limits must be at least 1")
-    try: sock = listening_socket(host, port)
-    except OSError as error:
-        sys.exit(f"Error: can't listen on {host}:{port} ({error.strerror}); is a Pod already running there? Choose another --port")
-    os.umask(0o077)
-    raise_open_file_limit()
-    data_dir = Path(data_dir or default_data_dir()).expanduser()
-    smtp = {"relay": smtp_relay, "port": smtp_port, "user": smtp_user, "password": os.environ.get("EMAIL_SMTP_PASSWORD")}
-    try: app = create_app(data_dir, owners=owners or os.environ.get("POD_OWNER_HASHES") or stored_owner(),
-                          pod_address=plugins_callback_address or f"http://localhost:{port}", plugin_runner=plugin_runner,
-                          smtp=smtp if smtp_relay and smtp_user and smtp["password"] else None, shared_server=shared_server,
-                          reply_limit=max_reply_mb * 2**20, max_plugin_runs=max_plugin_runs,
-                          max_plugin_runs_per_owner=max_plugin_runs_per_owner, max_open_databases=max_open_databases,
-                          api_docs=api_docs, docker_network=docker_network, docker_pull=docker_pull,
-                          public_domain=plugins_public_domain, kubernetes_namespace=kubernetes_namespace,
-                          kubernetes_pull=kubernetes_pull, kubernetes_requests=kubernetes_requests, kubernetes_limits=kubernetes_limits,
-                          kubernetes_service_account=kubernetes_service_account, kubernetes_deadline=kubernetes_deadline,
-                          kubernetes_host_network=kubernetes_host_network, cors_origins=cors_origins,
-                          public_hosts=[*(public_hosts or "").split(","), *([] if host in ("0.0.0.0", "::", "") else [host])])
-    except (DataFolderLocked, ValueError) as error: sys.exit(f"Error: {error}")
-    print(f"pymemri Pod on http://{host}:{port}, data in {data_dir}", flush=True)
-    server = pod_uvicorn(app, log_level.lower(), max_connections, log_config=log_config(LOG_LEVELS[log_level.lower()]))
+    flags = dict(locals())  # a flag's name is the setting's name
+    owners = owners or os.environ.get("POD_OWNER_HASHES")
+    with cli_errors(ValueError, DataFolderLocked):  # the settings' and create_app's refusals are one line too
+        settings = PodSettings(**{**flags, "data_dir": data_dir or default_data_dir(), "owners": owners or "ANY",  # "ANY" until
+                                  "smtp_password": os.environ.get("EMAIL_SMTP_PASSWORD")})  # the stored owner is read, below
+        try: sock = listening_socket(host, port)
+        except OSError as error:
+            raise CLIError(f"can't listen on {host}:{port} ({error.strerror}); is a Pod already running there? "
+                           "Choose another --port") from None
+        os.umask(0o077)
+        raise_open_file_limit()
+        if not owners: settings = replace(settings, owners=stored_owner())  # once the port is taken: a taken port is said first
+        app = create_app(settings)
+    print(f"pymemri Pod on http://{host}:{port}, data in {settings.data_dir}", flush=True)
+    server = pod_uvicorn(app, log_config=log_config(LOG_LEVELS[settings.log_level]))
     try: server.serve_until_signal([sock])
     finally:
         close_pod(app.state.pod)

@@ -307,7 +307,7 @@ def simulate_enter_credentials(
     timeout: float = 30,  # Seconds to wait for a run to ask
     **pod):  # The Pod address and keys (see `pod_options`)
     "Answer a plugin's request for a username and password, as the app does."
-    with cli_errors():
+    with cli_errors(PluginError):
         with connected_client(**pod) as (client, server):
             run = find_waiting_run(client, "password", plugin_run_id, 0 if server else timeout)
             username = username or read_answer("Username: ", "username", hidden=False)
@@ -323,7 +323,7 @@ def simulate_enter_oauth_code(
     timeout: float = 30,  # Seconds to wait for a run to ask
     **pod):  # The Pod address and keys (see `pod_options`)
     "Answer a plugin's OAuth login request with the code (or the address the provider sent you to), as the app does."
-    with cli_errors():
+    with cli_errors(PluginError):
         with connected_client(**pod) as (client, server):
             run = find_waiting_run(client, "oauth", plugin_run_id, 0 if server else timeout)
             print(f"PluginRun {run.id} ({run.pluginName}) asks you to log in at:\n  {run.authUrl}", file=sys.stderr)

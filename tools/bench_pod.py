@@ -81,7 +81,7 @@ import requests
 import sqlcipher3
 
 from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
-from pymemri.server.store import fresh_item_ids
+from pymemri.pod.api import fresh_item_ids
 
 from benchkit import pod_process
 
@@ -94,8 +94,9 @@ GOALS = {"bulk_ratio_to_raw": (">=", 0.5), "paging_ratio_to_raw_read": (">=", 0.
 
 
 def make_dogs(count: int) -> list:
-    "`count` Dog items as a client would send them (client-made ids)."
-    return [{"id": uuid.uuid4().hex, "type": "Dog", "name": f"dog-{number}", "age": number % 20,
+    "`count` Dog items as pymemri's client sends them (ids it made with `fresh_item_ids`)."
+    ids = fresh_item_ids(count)
+    return [{"id": ids[number], "type": "Dog", "name": f"dog-{number}", "age": number % 20,
              "weight": 5.0 + (number % 500) / 10, "bites": number % 3 == 0} for number in range(count)]
 
 

@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['ACTIONS', 'ERROR_CODE_HEADER', 'RUN_ENDED', 'DEFAULT_POD_ADDRESS', 'PodError', 'PodBadRequest', 'PodAuthError',
            'PodNotFound', 'PodConflict', 'PodUnavailable', 'PodServerError', 'error_for', 'client_auth', 'plugin_auth',
-           'PodAPI']
+           'fresh_item_ids', 'PodAPI']
 
 # %% ../../nbs/pod.api.ipynb #c4275c79
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,6 +75,12 @@ def plugin_auth(auth_json) -> dict:
     if not isinstance(token, dict) or "data" not in token:
         raise ValueError("POD_AUTH_JSON must be a JSON object with a data field, as the Pod sets it")
     return {"type": "PluginAuth", **token}
+
+# %% ../../nbs/pod.api.ipynb #5e1d0a12
+def fresh_item_ids(count: int) -> list:
+    "`count` new item ids in the order made: 32 hex digits, the clock's milliseconds and 80 bits counting up from a random start."
+    stamp, start = time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big") >> 1  # half the range: room to count
+    return [f"{stamp:012x}{start + number:020x}" for number in range(count)]
 
 # %% ../../nbs/pod.api.ipynb #435b1e6c
 DEFAULT_POD_ADDRESS = "http://localhost:3030"

@@ -7,7 +7,6 @@ __all__ = ['BULK_WRITES', 'Dog', 'PodClient']
 
 # %% ../../nbs/pod.client.ipynb #53250d39
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from tqdm import tqdm
 
 from ..data.itembase import Edge, Item, to_millis
 from ..data.schema import CENTRAL_SCHEMA, schema_items
-from .api import PodAPI, PodBadRequest, PodConflict, PodError, PodNotFound, client_auth, plugin_auth
+from .api import PodAPI, PodBadRequest, PodConflict, PodError, PodNotFound, client_auth, fresh_item_ids, plugin_auth
 from .keys import generate_random_key, read_keys
 
 # %% ../../nbs/pod.client.ipynb #2d141b71
@@ -76,7 +75,7 @@ def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodE
     return error.reworded(f"could not {doing} {item!r}: {error.message}{hint}", doing)
 
 def _ensure_id(item: Item) -> Item:
-    if item.id is None: item.id = os.urandom(16).hex()
+    if item.id is None: item.id = fresh_item_ids(1)[0]
     return item
 
 @patch
@@ -177,7 +176,9 @@ BULK_WRITES = ("createItems", "updateItems", "deleteItems", "createEdges")  # th
 
 def _bulk_edges(create_items: list, update_items: list, create_edges: list) -> list:
     "The edges to create: those given, then those added to the items; each end has an id or gets one."
-    for item in create_items: _ensure_id(item)
+    fresh = iter(fresh_item_ids(sum(item.id is None for item in create_items)))  # in order: one end of the Pod's id index
+    for item in create_items:
+        if item.id is None: item.id = next(fresh)
     explicit = {id(edge) for edge in create_edges}
     edges = [*create_edges, *(edge for item in [*create_items, *update_items] for edge in item._new_edges if id(edge) not in explicit)]
     for edge in edges:

@@ -5,18 +5,17 @@
 # %% auto #0
 __all__ = ['INT64_MIN', 'INT64_MAX', 'SQLITE_KEYWORDS', 'RESERVED_NAMES', 'NAME_PATTERN', 'VALUE_TYPE_NAMES', 'DECLARED_NAME',
            'ID_PATTERN', 'CREATE_BASE_KEYS', 'NOT_STARTED_IMAGES', 'stored_value', 'check_update_name', 'value_type_of',
-           'declare', 'item_date', 'fresh_item_ids', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run',
-           'rowid_of', 'update_items', 'delete_items', 'create_edges']
+           'declare', 'item_date', 'new_item_id', 'numbered', 'create_items', 'check_plugin_run', 'rowid_of',
+           'update_items', 'delete_items', 'create_edges']
 
 # %% ../../nbs/server.store.ipynb #59978dbf
 import math
 import re
-import secrets
-import time
 
 import orjson
 import sqlcipher3
 
+from ..pod.api import fresh_item_ids
 from .db import INSERT_ITEM, NEXT_CHANGE, OwnerDatabase, PodFailure, describe_value, list_parameter, next_change
 
 
@@ -94,11 +93,6 @@ def item_date(item: dict, field: str, now: int, required: bool = False) -> int:
     if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
         raise PodFailure(400, f"{field} must be an integer number of milliseconds, got {describe_value(value)}")
     return value
-
-def fresh_item_ids(count: int) -> list:
-    "`count` ids the Pod makes: 32 hex digits each, the clock's milliseconds and then 80 random bits (one read of the system's randomness)."
-    stamp, noise = f"{time.time_ns() // 1_000_000:012x}", secrets.token_hex(10 * count)
-    return [stamp + noise[start:start + 20] for start in range(0, 20 * count, 20)]
 
 def new_item_id(item: dict) -> str:
     "The id a new `item` gets: its own `id`, or a fresh one (`fresh_item_ids`) if it has none; a 400 failure for a malformed id."

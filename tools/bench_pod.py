@@ -83,7 +83,7 @@ import sqlcipher3
 from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
 from pymemri.pod.api import fresh_item_ids
 
-from benchkit import pod_process
+from benchkit import cpu_seconds, memory_mb, pod_process
 
 PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool"}
 OLD_CLIENT = "pymemri==0.0.38"
@@ -222,13 +222,7 @@ def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -
     return count / seconds
 
 
-# --- the Pod as a separate process ----------------------------------------------------------------
-
-def memory_mb(pid: int) -> dict:
-    "VmRSS and VmHWM of process `pid`, in MB."
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
-
+# --- the Pod over HTTP ----------------------------------------------------------------------------
 
 class Client:
     "Posts pre-encoded envelopes to one owner over one keep-alive session."
@@ -302,12 +296,6 @@ def bench_paging(client: Client, page: int) -> tuple:
         assert all(len(item["[[edges]]"]) == 1 for item in found)
         count, since = count + len(found), found[-1]["dateServerModified"] + 1
     return count / (time.perf_counter() - start), count
-
-
-def cpu_seconds(pid: int) -> float:
-    "User and system CPU seconds process `pid` has used so far."
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def old_client_python() -> Path:

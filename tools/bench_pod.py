@@ -112,10 +112,16 @@ def batches(values: list, size: int):
 
 # --- raw SQLCipher baseline ----------------------------------------------------------------------
 
-def raw_connect(path: Path, key: str, synchronous: str = "FULL", tables: str = TABLES_SQL):
-    "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
+def raw_connect_existing(path: Path, key: str):
+    "A SQLCipher connection to the database at `path`, opened with the raw `key`."
     connection = sqlcipher3.connect(str(path), isolation_level=None)
     connection.execute(f"PRAGMA key = \"x'{key}'\"")
+    return connection
+
+
+def raw_connect(path: Path, key: str, synchronous: str = "FULL", tables: str = TABLES_SQL):
+    "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
+    connection = raw_connect_existing(path, key)
     for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
     for statement in sql_statements(tables): connection.execute(statement)
@@ -199,12 +205,6 @@ def bench_raw_read(folder: Path, key: str, page: int) -> float:
     seconds = time.perf_counter() - start
     connection.close()
     return count / seconds
-
-
-def raw_connect_existing(path: Path, key: str):
-    connection = sqlcipher3.connect(str(path), isolation_level=None)
-    connection.execute(f"PRAGMA key = \"x'{key}'\"")
-    return connection
 
 
 def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -> float:

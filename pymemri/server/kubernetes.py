@@ -309,6 +309,7 @@ def _end(self: KubernetesLauncher, run: JobRun, code, reason, grace: int = None,
 
 @patch
 def _finish(self: KubernetesLauncher, run: JobRun, code, reason, grace: int):
+    "Stop the container of a run that didn't end by itself, read the rest of its output, delete its Job, call `on_exit`."
     try:
         if code is None: self._stop_pods(run.job, grace)  # the kubelet stops the container; its Pod stays, with the output
         with self._lock: follower, run.followed = run.followed, False

@@ -42,15 +42,9 @@ from pathlib import Path
 
 import requests
 
-from benchkit import pod_process
+from benchkit import cpu_seconds, pod_process
 
 GOALS = {"change_to_reply_ms_p50": ("<", 100), "followers_extra_cpu_points": ("<", 2), "run_done_seen_ms": ("<", 200)}
-
-
-def cpu_seconds(pid: int) -> float:
-    "User plus system CPU time of process `pid`, in seconds."
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Client:

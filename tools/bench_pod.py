@@ -83,7 +83,7 @@ import sqlcipher3
 from pymemri.server.db import INSERT_ITEM, ITEM_COLUMNS, TABLES_SQL, sql_statements
 from pymemri.pod.api import fresh_item_ids
 
-from benchkit import pod_process
+from benchkit import cpu_seconds, memory_mb, pod_process
 
 PROPERTIES = {"name": "Text", "age": "Integer", "weight": "Real", "bites": "Bool"}
 OLD_CLIENT = "pymemri==0.0.38"
@@ -112,10 +112,16 @@ def batches(values: list, size: int):
 
 # --- raw SQLCipher baseline ----------------------------------------------------------------------
 
-def raw_connect(path: Path, key: str, synchronous: str = "FULL", tables: str = TABLES_SQL):
-    "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
+def raw_connect_existing(path: Path, key: str):
+    "A SQLCipher connection to the database at `path`, opened with the raw `key`."
     connection = sqlcipher3.connect(str(path), isolation_level=None)
     connection.execute(f"PRAGMA key = \"x'{key}'\"")
+    return connection
+
+
+def raw_connect(path: Path, key: str, synchronous: str = "FULL", tables: str = TABLES_SQL):
+    "A SQLCipher connection set up as the Pod sets up its owner databases (`synchronous` FULL, as the Pod)."
+    connection = raw_connect_existing(path, key)
     for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {pragma}")
     for statement in sql_statements(tables): connection.execute(statement)
@@ -201,12 +207,6 @@ def bench_raw_read(folder: Path, key: str, page: int) -> float:
     return count / seconds
 
 
-def raw_connect_existing(path: Path, key: str):
-    connection = sqlcipher3.connect(str(path), isolation_level=None)
-    connection.execute(f"PRAGMA key = \"x'{key}'\"")
-    return connection
-
-
 def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -> float:
     "Transactions per second when each writes one item: where `synchronous` costs most, one sync per commit."
     folder.mkdir()
@@ -222,13 +222,7 @@ def bench_commits(folder: Path, key: str, synchronous: str, count: int = 2000) -
     return count / seconds
 
 
-# --- the Pod as a separate process ----------------------------------------------------------------
-
-def memory_mb(pid: int) -> dict:
-    "VmRSS and VmHWM of process `pid`, in MB."
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
-
+# --- the Pod over HTTP ----------------------------------------------------------------------------
 
 class Client:
     "Posts pre-encoded envelopes to one owner over one keep-alive session."
@@ -302,12 +296,6 @@ def bench_paging(client: Client, page: int) -> tuple:
         assert all(len(item["[[edges]]"]) == 1 for item in found)
         count, since = count + len(found), found[-1]["dateServerModified"] + 1
     return count / (time.perf_counter() - start), count
-
-
-def cpu_seconds(pid: int) -> float:
-    "User and system CPU seconds process `pid` has used so far."
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def old_client_python() -> Path:

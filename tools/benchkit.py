@@ -1,8 +1,9 @@
-"""What the benchmarks in tools/ share: a free port, and the embedded Pod as a separate process.
+"""What the benchmarks in tools/ share: a free port, the embedded Pod as a separate process, and its CPU time and memory.
 
 A benchmark measures the Pod in a process of its own, so that the Pod and the load generator do not
 share one interpreter, and so that the Pod's memory can be read from /proc.
 """
+import os
 import socket
 import subprocess
 import sys
@@ -54,3 +55,15 @@ def pod_process(data_dir, http: str = "auto", log=subprocess.DEVNULL, env: dict 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    "User plus system CPU time of process `pid`, in seconds."
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict:
+    "VmRSS and VmHWM of process `pid`, in MB."
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}

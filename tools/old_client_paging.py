@@ -1,7 +1,7 @@
 """Page every Dog of one owner back with its edges through pymemri 0.0.38 (2022), as its users page; print items per second.
 
-Run by `bench_pod.py --old-client` with the Python of a virtual environment that holds pymemri==0.0.38 (its
-dependencies clash with today's pymemri, so it cannot share an environment with it):
+Run by `bench_pod.py` (unless `--old-client off`) with the Python of a virtual environment that holds
+pymemri==0.0.38 (its dependencies clash with today's pymemri, so it cannot share an environment with it):
 
     old-venv/bin/python tools/old_client_paging.py URL OWNER KEY PAGE
 

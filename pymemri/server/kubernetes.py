@@ -198,11 +198,16 @@ def _delete(self: KubernetesLauncher, job: str, namespace: str = None, grace: in
             if error.status != 404: raise
 
 @patch
+def _job_pods(self: KubernetesLauncher, job: str, namespace: str = None) -> list:
+    "The Pods of Job `job`."
+    _, core = self.api()
+    return core.list_namespaced_pod(namespace or self.namespace, label_selector=f"job-name={job}").items
+
+@patch
 def _gone(self: KubernetesLauncher, job: str, namespace: str = None, timeout: float = 30) -> bool:
     "Wait until no Pod of Job `job` is left, at most `timeout` seconds; whether none is."
-    _, core = self.api()
     deadline = time.monotonic() + timeout
-    while core.list_namespaced_pod(namespace or self.namespace, label_selector=f"job-name={job}").items:
+    while self._job_pods(job, namespace):
         if time.monotonic() > deadline: return False
         time.sleep(0.5)
     return True
@@ -253,8 +258,7 @@ def _job_seen(self: KubernetesLauncher, change: str, job):
 @patch
 def _container_end(self: KubernetesLauncher, run: JobRun) -> tuple:
     "`(exit code, reason)` of the run's container; a reason only for an end the exit code doesn't tell (OOMKilled)."
-    _, core = self.api()
-    for pod in core.list_namespaced_pod(self.namespace, label_selector=f"job-name={run.job}").items:
+    for pod in self._job_pods(run.job):
         for status in pod.status.container_statuses or []:
             if ended := status.state.terminated:
                 return ended.exit_code, "the plugin ran out of memory (OOMKilled)" if ended.reason == "OOMKilled" else None
@@ -305,6 +309,7 @@ def _end(self: KubernetesLauncher, run: JobRun, code, reason, grace: int = None,
 
 @patch
 def _finish(self: KubernetesLauncher, run: JobRun, code, reason, grace: int):
+    "Stop the container of a run that didn't end by itself, read the rest of its output, delete its Job, call `on_exit`."
     try:
         if code is None: self._stop_pods(run.job, grace)  # the kubelet stops the container; its Pod stays, with the output
         with self._lock: follower, run.followed = run.followed, False
@@ -324,8 +329,7 @@ def _stop_pods(self: KubernetesLauncher, job: str, grace: int) -> bool:
     from kubernetes.client.exceptions import ApiException
     _, core = self.api()
     deadline = time.monotonic() + grace + 10
-    while running := [pod for pod in core.list_namespaced_pod(self.namespace, label_selector=f"job-name={job}").items
-                      if pod.status.phase not in ENDED_PHASES]:
+    while running := [pod for pod in self._job_pods(job) if pod.status.phase not in ENDED_PHASES]:
         if time.monotonic() > deadline: return False
         for pod in running:
             if pod.spec.active_deadline_seconds == 1: continue
@@ -338,8 +342,7 @@ def _stop_pods(self: KubernetesLauncher, job: str, grace: int) -> bool:
 @patch
 def _read_output(self: KubernetesLauncher, run: JobRun):
     "Append to the run's log the whole output of its container, if one was made."
-    _, core = self.api()
-    for pod in core.list_namespaced_pod(self.namespace, label_selector=f"job-name={run.job}").items:
+    for pod in self._job_pods(run.job):
         if any(status.container_id for status in pod.status.container_statuses or []): self._follow(run, pod.metadata.name, False)
 
 # %% ../../nbs/server.kubernetes.ipynb #a311b533

@@ -211,6 +211,10 @@ def _docker(*arguments: str, timeout: float = 60) -> subprocess.CompletedProcess
     try: return subprocess.run(["docker", *arguments], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as error: return subprocess.CompletedProcess(arguments, 1, "", str(error))
 
+def _docker_stop(container: str, grace: float) -> subprocess.CompletedProcess:
+    "`docker stop` the `container`: SIGTERM, SIGKILL after `grace` seconds."
+    return _docker("stop", "--time", str(max(0, round(grace))), container, timeout=grace + 60)
+
 @patch
 def exit_message(self: DockerLauncher, launch: PluginLaunch, code: int, reason: str = None) -> str:
     "What the run of `launch` is told when its container ended (with `code`, or for `reason`) without a final status."
@@ -239,7 +243,7 @@ def abort(self: DockerLauncher, run_id: str, grace: float = 10):
     launch = self.launches.get(run_id)
     if launch is None: return
     self.ending.setdefault(run_id, "aborted")
-    stopped = _docker("stop", "--time", str(max(0, round(grace))), self.container_name(launch), timeout=grace + 60)
+    stopped = _docker_stop(self.container_name(launch), grace)
     ProcessLauncher.abort(self, run_id, 5 if stopped.returncode == 0 else grace)  # no container yet (still pulling): stop docker run
 
 @patch
@@ -251,7 +255,7 @@ def record(self: DockerLauncher, launch: PluginLaunch) -> dict:
 def reap(self: DockerLauncher, record: dict, grace: float = 10):
     "Stop and remove the container in `record` (started by a Pod that died), then what is left of its `docker run`."
     if record.get("container"):
-        _docker("stop", "--time", str(max(0, round(grace))), record["container"], timeout=grace + 60)
+        _docker_stop(record["container"], grace)
         _docker("rm", "--force", record["container"])
     ProcessLauncher.reap(self, record, grace)
 

@@ -36,7 +36,7 @@ def read_changes(database: OwnerDatabase, query: dict) -> dict:
                                            "ORDER BY changeSeq LIMIT ?", (*parameters, query["limit"])).fetchall()
         if len(rows) == query["limit"]: last = rows[-1][-1]
         else: last = database.connection.execute("SELECT coalesce(max(changeSeq), 0) FROM items").fetchone()[0]
-        items = items_json(database, [row[:-1] for row in rows], edge_ends=True)
+        items = items_json(database, [row[:-1] for row in rows])
     return {"items": items, "next": str(max(last, query["since"]))}
 
 # %% ../../nbs/server.changes.ipynb #843b4153

@@ -33,10 +33,10 @@ def _add_edge_ends(results: list, rows: list, selves: dict):
     for row, result in zip(rows, results):
         if (ends := selves.get(row[0])) is not None: result.update(_source=ends[0], _target=ends[1], _edge=ends[2])
 
-def items_json(database: OwnerDatabase, rows: list, edge_ends: bool = False) -> list:
-    "JSON objects for item `rows` (selected as `ITEM_COLUMNS`), in the same order."
+def items_json(database: OwnerDatabase, rows: list) -> list:
+    "JSON objects for item `rows` (selected as `ITEM_COLUMNS`), in the same order, an edge's own item with its ends."
     results = [item_json(row) for row in rows]
-    if edge_ends and rows:  # any item may be an edge's own item (`_self`), not only those of type Edge
+    if rows:  # any item may be an edge's own item (`_self`), not only those of type Edge
         _add_edge_ends(results, rows, edge_selves(database, [row[0] for row in rows]))
     return results
 
@@ -155,7 +155,7 @@ def get_item(database: OwnerDatabase, item_id) -> list:
     "`[item]` for `item_id`, or `[]`."
     if type(item_id) is not str: raise PodFailure(400, f"get_item takes an id string, got {describe_value(item_id)}")
     rows = database.connection.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchall()
-    return items_json(database, rows, edge_ends=True)
+    return items_json(database, rows)
 
 def check_edges_query(query) -> dict:
     "`query` if it is a get_edges payload (`item`, `direction`, `expandItems`), else a 400 failure."

@@ -9,7 +9,6 @@ import hashlib
 import http.client
 import json
 import os
-import secrets
 import threading
 import time
 from urllib.parse import quote

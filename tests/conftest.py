@@ -5,10 +5,14 @@ can steer); `pod` is a fresh owner with a fresh key on it for every test. `start
 Pods with other settings (an owner list, a shared server, a real plugin process) and stops them after
 the test. `PodCaller.post` sends one `{auth, payload}` envelope and returns the `requests.Response`.
 `smtp_relay` is a fake SMTP relay over TLS, for `send_email`. `login_world` is a Pod and an OAuth provider to
-log in to, for the notebook-login tests.
+log in to, for the notebook-login tests. `pod_processes` and `pod_process` start `start_pod` in child processes
+(the second with its own HOME and, if asked, a limit on open files).
 """
 import base64
 import hashlib
+import os
+import re
+import resource
 import secrets
 import shutil
 import socket
@@ -274,3 +278,52 @@ def pod_processes():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+class PodProcess:
+    "`start_pod` in a child process (own HOME, own limits), stopped at the end of the test."
+    def __init__(self, data_dir: Path, home: Path, *flags: str, nofile: int = None):
+        self.port, self.home = free_port(), home
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / f"pod-{self.port}.log"
+        environment = {**os.environ, "HOME": str(home), "PYMEMRI_HOME": str(home / ".pymemri")}
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([start_pod_command(), "--port", str(self.port), "--data_dir", str(data_dir), *flags],
+                                            stdout=log, stderr=subprocess.STDOUT, env=environment, preexec_fn=limit)
+
+    def wait_until_serving(self) -> "PodProcess":
+        wait_until_serving(self.process, self.url, self.output)
+        return self
+
+    def output(self) -> str: return self.log.read_text(errors="replace")
+
+    def peak_memory(self) -> int:
+        "VmHWM of the server process, in bytes."
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
+
+    def reset_peak_memory(self):
+        "Make VmHWM start again from the current resident size."
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try: self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def pod_process(tmp_path):
+    "Start `start_pod` processes: `pod_process(data_dir, *flags, home=None, nofile=None)`; stopped after the test."
+    processes = []
+    def start(data_dir: Path, *flags: str, home: Path = None, nofile: int = None, wait: bool = True) -> PodProcess:
+        home = home or tmp_path / f"home{len(processes)}"
+        home.mkdir(exist_ok=True)
+        processes.append(PodProcess(data_dir, home, *flags, nofile=nofile))
+        return processes[-1].wait_until_serving() if wait else processes[-1]
+    yield start
+    for process in processes: process.stop()

@@ -9,7 +9,6 @@ import hashlib
 import http.client
 import json
 import os
-import secrets
 import threading
 import time
 from urllib.parse import quote
@@ -20,7 +19,6 @@ import requests
 
 from conftest import PodCaller
 from pymemri.testing.fixtures import RecordingLauncher
-from test_hardening import pod_process  # noqa: F401 (a fixture: start_pod in a child process, with its own limits)
 
 PAGE = "http://localhost:8080"
 AS_JSON = {"Content-Type": "application/json"}
@@ -137,7 +135,7 @@ def until_served(caller: PodCaller, endpoint: str, payload, seconds: float = 30)
     return reply
 
 
-def test_300_connections_under_256_open_files_get_503s_not_500s(tmp_path, pod_process):  # noqa: F811
+def test_300_connections_under_256_open_files_get_503s_not_500s(tmp_path, pod_process):
     pod = pod_process(tmp_path / "data", "--owners", "ANY", nofile=256)
     callers = [PodCaller(pod.url) for _ in range(300)]
     results = flood(pod.url, callers, seconds=90)
@@ -162,7 +160,7 @@ def test_300_connections_under_256_open_files_get_503s_not_500s(tmp_path, pod_pr
     assert not any(caller.owner in log or caller.key.upper() in log for caller in callers)
 
 
-def test_a_trace_level_log_holds_no_key(tmp_path, pod_process):  # noqa: F811
+def test_a_trace_level_log_holds_no_key(tmp_path, pod_process):
     "Every log line of a trace-level run, tracebacks and request lines included, grepped for the keys that went by."
     data_dir = tmp_path / "data"
     pod = pod_process(data_dir, "--owners", "ANY", "--log_level", "trace")

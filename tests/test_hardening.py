@@ -9,16 +9,11 @@ import json
 import logging
 import os
 import random
-import re
-import resource
 import secrets
 import socket
 import stat
-import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -32,58 +27,9 @@ from pymemri.server.launchers import PLUGIN_VARIABLES, ProcessLauncher
 from pymemri.testing.fixtures import RecordingLauncher
 from pymemri.server.private import DataFolderLocked
 
-from conftest import PodCaller, free_port, plugin_run, start_pod_command, wait_for, wait_until_serving
+from conftest import PodCaller, free_port, plugin_run, wait_for
 
 MiB = 2**20
-
-
-class PodProcess:
-    "`start_pod` in a child process (own HOME, own limits), stopped at the end of the test."
-    def __init__(self, data_dir: Path, home: Path, *flags: str, nofile: int = None):
-        self.port, self.home = free_port(), home
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / f"pod-{self.port}.log"
-        environment = {**os.environ, "HOME": str(home), "PYMEMRI_HOME": str(home / ".pymemri")}
-        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen([start_pod_command(), "--port", str(self.port), "--data_dir", str(data_dir), *flags],
-                                            stdout=log, stderr=subprocess.STDOUT, env=environment, preexec_fn=limit)
-
-    def wait_until_serving(self) -> "PodProcess":
-        wait_until_serving(self.process, self.url, self.output)
-        return self
-
-    def output(self) -> str: return self.log.read_text(errors="replace")
-
-    def peak_memory(self) -> int:
-        "VmHWM of the server process, in bytes."
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
-
-    def reset_peak_memory(self):
-        "Make VmHWM start again from the current resident size."
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try: self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@pytest.fixture
-def pod_process(tmp_path):
-    "Start `start_pod` processes: `pod_process(data_dir, *flags, home=None, nofile=None)`; stopped after the test."
-    processes = []
-    def start(data_dir: Path, *flags: str, home: Path = None, nofile: int = None, wait: bool = True) -> PodProcess:
-        home = home or tmp_path / f"home{len(processes)}"
-        home.mkdir(exist_ok=True)
-        processes.append(PodProcess(data_dir, home, *flags, nofile=nofile))
-        return processes[-1].wait_until_serving() if wait else processes[-1]
-    yield start
-    for process in processes: process.stop()
 
 
 # ---------------------------------------------------------------------------------------------- replies and work

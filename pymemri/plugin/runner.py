@@ -233,6 +233,7 @@ def _pod_from_environment(environment: dict, pod_full_address: str = None, owner
     return dict(pod_full_address=pod_full_address or environment.get("POD_FULL_ADDRESS"),
                 owner_key=owner_key or environment.get("POD_OWNER"),
                 database_key=database_key, auth_json=environment.get("POD_AUTH_JSON"))
+
 def describe_plugin(metadata: dict) -> str:
     "What `run_plugin --about` prints: the metadata's plugin described (description, config as JSON Schema, item types)."
     if not metadata: raise CLIError("--about needs --metadata to know which plugin to describe")

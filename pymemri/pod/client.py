@@ -74,14 +74,17 @@ def _context(error: PodError, doing: str, client: PodClient, item: Item) -> PodE
         hint = f" (declare it first: client.add_to_schema({item.type}))"
     return error.reworded(f"could not {doing} {item!r}: {error.message}{hint}", doing)
 
-def _ensure_id(item: Item) -> Item:
-    if item.id is None: item.id = fresh_item_ids(1)[0]
-    return item
+def _give_ids(items: list) -> list:
+    "`items`, those without an id given new ones, in order: one end of the Pod's id index (see `fresh_item_ids`)."
+    fresh = iter(fresh_item_ids(sum(item.id is None for item in items)))
+    for item in items:
+        if item.id is None: item.id = next(fresh)
+    return items
 
 @patch
 def create(self: PodClient, item: Item) -> Item:
     "Store `item` and its new edges in the Pod; the item, now with its id."
-    edges = [edge.to_json() for edge in _ensure_id(item)._new_edges]
+    edges = [edge.to_json() for edge in _give_ids([item])[0]._new_edges]
     try:
         if edges: self.api.bulk(create_items=[item.to_json()], create_edges=edges)
         else: self.api.create_item(item.to_json())
@@ -176,9 +179,7 @@ BULK_WRITES = ("createItems", "updateItems", "deleteItems", "createEdges")  # th
 
 def _bulk_edges(create_items: list, update_items: list, create_edges: list) -> list:
     "The edges to create: those given, then those added to the items; each end has an id or gets one."
-    fresh = iter(fresh_item_ids(sum(item.id is None for item in create_items)))  # in order: one end of the Pod's id index
-    for item in create_items:
-        if item.id is None: item.id = next(fresh)
+    _give_ids(create_items)
     explicit = {id(edge) for edge in create_edges}
     edges = [*create_edges, *(edge for item in [*create_items, *update_items] for edge in item._new_edges if id(edge) not in explicit)]
     for edge in edges:
